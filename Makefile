@@ -1,0 +1,48 @@
+# Entry points: `make demo` runs the main job, `make test` builds and runs the whole suite.
+# Both install missing Debian packages first (scripts/install-deps.sh).
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build test demo bench asan warnings clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo: build
+	@$(BUILD)/examples/deja-demo
+
+bench: deps
+	@cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DDEJA_BUILD_TESTS=OFF >/dev/null
+	@cmake --build build-release -j $(JOBS) --target deja-bench
+	@for b in spawn_join chained_spawn yield_many ping_pong mpsc_contended timer_churn; do \
+	  build-release/bench/deja-bench $$b --rt ct || exit 1; done
+
+# The suite under AddressSanitizer + UndefinedBehaviorSanitizer (g++, which also proves the Task
+# await path does not rely on symmetric-transfer tail calls).
+asan: deps
+	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDEJA_SANITIZE=address -DDEJA_BUILD_BENCH=OFF >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+# Everything compiled warning-free (-Werror) with g++ 12 and clang 14.
+warnings: deps
+	@scripts/install-deps.sh clang-14
+	@cmake -S . -B build-werror-gcc -G Ninja -DCMAKE_BUILD_TYPE=Release -DDEJA_WERROR=ON -DCMAKE_CXX_COMPILER=g++ >/dev/null
+	@cmake --build build-werror-gcc -j $(JOBS)
+	@cmake -S . -B build-werror-clang -G Ninja -DCMAKE_BUILD_TYPE=Release -DDEJA_WERROR=ON -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
+	@cmake --build build-werror-clang -j $(JOBS)
+
+clean:
+	rm -rf build build-release build-asan build-werror-gcc build-werror-clang

@@ -1,0 +1,46 @@
+// The thread-local current runtime: the seams (scheduler, time, I/O, entropy) that free functions
+// such as deja::spawn, deja::sleep and deja::random reach, like tokio::runtime::Handle::current.
+#pragma once
+
+#include "deja/errors.hpp"
+#include "deja/scheduler.hpp"
+
+namespace deja {
+
+class TimeDriver;
+class IoDriver;
+class Entropy;
+
+struct RuntimeContext {
+  Scheduler* scheduler = nullptr;
+  TimeDriver* time = nullptr;
+  IoDriver* io = nullptr;  // null where the runtime has no I/O
+  Entropy* entropy = nullptr;
+};
+
+namespace detail {
+extern thread_local constinit RuntimeContext* tls_runtime;
+}
+
+// The runtime current on this thread, or nullptr outside any runtime.
+inline RuntimeContext* current_runtime() noexcept { return detail::tls_runtime; }
+
+// The current runtime; throws UsageError naming `what` when there is none.
+inline RuntimeContext& require_runtime(const char* what) {
+  if (RuntimeContext* rt = detail::tls_runtime) return *rt;
+  throw UsageError(std::string("deja: ") + what + " needs a runtime, and none is current on this thread");
+}
+
+// Makes `rt` current for the guard's lifetime (runtimes use it around their run loops).
+class RuntimeGuard {
+ public:
+  explicit RuntimeGuard(RuntimeContext* rt) noexcept : saved_(detail::tls_runtime) { detail::tls_runtime = rt; }
+  ~RuntimeGuard() { detail::tls_runtime = saved_; }
+  RuntimeGuard(const RuntimeGuard&) = delete;
+  RuntimeGuard& operator=(const RuntimeGuard&) = delete;
+
+ private:
+  RuntimeContext* saved_;
+};
+
+}  // namespace deja

@@ -1,0 +1,139 @@
+// The production runtime on one thread: a ready queue, an epoll reactor woken by an eventfd (so
+// other threads can wake tasks and spawn), a hierarchical timer wheel and OS-seeded entropy.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "deja/context.hpp"
+#include "deja/detail/ready_queue.hpp"
+#include "deja/detail/task_header.hpp"
+#include "deja/detail/timer_wheel.hpp"
+#include "deja/io.hpp"
+#include "deja/random.hpp"
+#include "deja/scheduler.hpp"
+#include "deja/spawn.hpp"
+#include "deja/task.hpp"
+#include "deja/time.hpp"
+
+namespace deja {
+
+struct RuntimeOptions {
+  // Live tasks at most; spawn past it throws CapacityExceeded.
+  std::size_t max_tasks = std::size_t{1} << 24;
+  // Registered file descriptors at most; AsyncFd past it throws CapacityExceeded.
+  std::size_t max_io_registrations = std::size_t{1} << 20;
+  // Tasks run between two looks at I/O and timers while tasks are ready (Tokio uses 61).
+  std::uint32_t event_interval = 61;
+  // Events taken from epoll per wait.
+  std::uint32_t max_events = 1024;
+};
+
+class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public IoDriver, public Entropy {
+ public:
+  explicit CurrentThreadRuntime(RuntimeOptions options = {});
+  ~CurrentThreadRuntime() override;
+  CurrentThreadRuntime(const CurrentThreadRuntime&) = delete;
+  CurrentThreadRuntime& operator=(const CurrentThreadRuntime&) = delete;
+
+  // Runs `task` to completion on this thread, together with everything it spawns, and returns its
+  // value (or rethrows its exception). Tasks still running when it returns stay in the runtime
+  // and run again in the next block_on; destroying the runtime destroys them. Throws UsageError if
+  // called from inside a runtime.
+  template <class T>
+  T block_on(Task<T> task) {
+    if (current_runtime() != nullptr) throw UsageError("deja: block_on called from inside a runtime");
+    RuntimeGuard guard(&context_);
+    JoinHandle<T> handle = detail::spawn_on(static_cast<Scheduler*>(this), std::move(task), false);
+    run_until(handle.cell());
+    auto* cell = handle.cell();
+    if (cell->cancelled) throw TaskCancelled();
+    if constexpr (std::is_void_v<T>) {
+      cell->result.take();
+    } else {
+      return cell->result.take();
+    }
+  }
+
+  // Spawns from any thread (from outside the runtime too). The task runs in the next block_on.
+  template <class T>
+  JoinHandle<T> spawn(Task<T> task) {
+    return detail::spawn_on(static_cast<Scheduler*>(this), std::move(task), false);
+  }
+
+  RuntimeContext* context() noexcept { return &context_; }
+  std::size_t live_tasks() const noexcept { return live_count_; }
+
+  // Scheduler
+  void spawn(detail::TaskHeader* task) override;
+  void spawn_inline(detail::TaskHeader* task) override;
+  void wake(detail::TaskHeader* task) noexcept override;
+  void abort(detail::TaskHeader* task) noexcept override;
+  // TimeDriver
+  Instant now() noexcept override;
+  void add_timer(detail::TimerNode& node) override;
+  void cancel_timer(detail::TimerNode& node) noexcept override;
+  // IoDriver
+  detail::IoRegistration* register_fd(int fd) override;
+  void deregister(detail::IoRegistration* reg) noexcept override;
+  // Entropy
+  std::uint64_t next_u64() noexcept override;
+
+ private:
+  bool on_owner_thread() const noexcept { return detail::tls_runtime == &context_; }
+  void admit(detail::TaskHeader* task);
+  void make_ready(detail::TaskHeader* task) noexcept;
+  void run_task(detail::TaskHeader* task) noexcept;
+  void finish(detail::TaskHeader* task) noexcept;
+  void run_until(detail::TaskHeader* root);
+  // Polls the reactor (blocking up to `timeout_ms`, -1 forever) and fires due timers.
+  void turn(int timeout_ms);
+  void fire_timers();
+  void drain_remote();
+  void signal_remote() noexcept;
+  void shutdown() noexcept;
+  std::uint64_t now_tick() noexcept;
+
+  RuntimeOptions options_;
+  RuntimeContext context_;
+  detail::ReadyQueue ready_;
+  detail::TaskHeader* live_head_ = nullptr;
+  std::size_t live_count_ = 0;
+  std::uint64_t next_task_id_ = 1;
+
+  // Time: the wheel counts milliseconds since epoch_.
+  std::chrono::steady_clock::time_point epoch_;
+  detail::TimerWheel wheel_;
+  std::size_t timers_ = 0;
+
+  // Reactor.
+  int epoll_fd_ = -1;
+  int event_fd_ = -1;
+  std::size_t io_registrations_ = 0;
+
+  // Wakes, aborts and spawns from other threads land here and are applied by the owner thread.
+  struct RemoteOp {
+    detail::TaskHeader* task;
+    enum Kind : std::uint8_t { kWake, kAbort, kSpawn } kind;
+  };
+  std::mutex remote_lock_;
+  std::vector<RemoteOp> remote_;
+  std::atomic<bool> remote_pending_{false};
+
+  // xoshiro256** seeded from the OS.
+  std::uint64_t rng_[4];
+};
+
+// Runs `task` on a fresh current-thread runtime and returns its result: the usual entry point.
+template <class T>
+T block_on(Task<T> task) {
+  CurrentThreadRuntime rt;
+  return rt.block_on(std::move(task));
+}
+
+}  // namespace deja

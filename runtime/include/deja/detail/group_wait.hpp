@@ -1,0 +1,122 @@
+// Waiting on several spawned branches at once, the plumbing under when_all, race and timeout: one
+// join waiter per branch, and the parent is woken once the group's condition holds.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <span>
+
+#include "deja/detail/task_header.hpp"
+
+namespace deja::detail {
+
+enum class GroupMode : unsigned char {
+  kAll,          // every branch finished
+  kAllFailFast,  // every branch finished, or one failed (threw or was cancelled)
+  kAny,          // one branch finished
+};
+
+class GroupWait;
+
+struct BranchWaiter : Waiter {
+  GroupWait* group = nullptr;
+  TaskHeader* branch = nullptr;
+  std::size_t index = 0;
+  bool registered = false;
+  bool finished = false;
+};
+
+// Awaitable. `waiters[i].branch` must be set for every branch (null for a branch not started).
+class GroupWait {
+ public:
+  GroupWait(std::span<BranchWaiter> waiters, GroupMode mode, const char* what) noexcept
+      : waiters_(waiters), mode_(mode), what_(what) {
+    for (const BranchWaiter& w : waiters_) remaining_ += w.branch != nullptr;
+  }
+  GroupWait(const GroupWait&) = delete;
+  GroupWait& operator=(const GroupWait&) = delete;
+  ~GroupWait() { unregister_all(); }
+
+  bool await_ready() noexcept {
+    for (BranchWaiter& w : waiters_) {
+      if (w.branch && w.branch->is_complete()) note_finished(w);
+    }
+    return satisfied();
+  }
+
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    parent_ = park_current(h, what_);
+    for (BranchWaiter& w : waiters_) {
+      if (!w.branch || w.finished) continue;
+      if (w.branch->is_complete()) {
+        note_finished(w);
+        continue;
+      }
+      w.group = this;
+      w.task = parent_;
+      w.notify_fn = &GroupWait::on_branch_finished;
+      w.registered = register_join_waiter(w.branch, &w);
+      if (!w.registered) note_finished(w);
+    }
+    if (satisfied()) {
+      unregister_all();
+      return false;
+    }
+    armed_ = true;
+    return true;
+  }
+
+  void await_resume() noexcept { unregister_all(); }
+
+  // The first branch seen to finish (in notification order), or npos.
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  std::size_t first_finished() const noexcept { return first_; }
+  // The first branch seen to fail (throw or be cancelled), or npos.
+  std::size_t first_failed() const noexcept { return first_failed_; }
+
+ private:
+  static void on_branch_finished(Waiter* base) noexcept {
+    auto* w = static_cast<BranchWaiter*>(base);
+    w->registered = false;
+    GroupWait* g = w->group;
+    g->note_finished(*w);
+    if (g->armed_ && g->satisfied()) {
+      g->armed_ = false;
+      wake(g->parent_);
+    }
+  }
+
+  void note_finished(BranchWaiter& w) noexcept {
+    if (w.finished) return;
+    w.finished = true;
+    --remaining_;
+    if (first_ == npos) first_ = w.index;
+    if ((w.branch->cancelled || w.branch->failed) && first_failed_ == npos) first_failed_ = w.index;
+  }
+
+  bool satisfied() const noexcept {
+    if (mode_ == GroupMode::kAny) return first_ != npos;
+    if (mode_ == GroupMode::kAllFailFast && first_failed_ != npos) return true;
+    return remaining_ == 0;
+  }
+
+  void unregister_all() noexcept {
+    for (BranchWaiter& w : waiters_) {
+      if (w.registered) {
+        unregister_join_waiter(w.branch);
+        w.registered = false;
+      }
+    }
+  }
+
+  std::span<BranchWaiter> waiters_;
+  GroupMode mode_;
+  const char* what_;
+  TaskHeader* parent_ = nullptr;
+  std::size_t remaining_ = 0;
+  std::size_t first_ = npos;
+  std::size_t first_failed_ = npos;
+  bool armed_ = false;
+};
+
+}  // namespace deja::detail

@@ -1,0 +1,84 @@
+// The I/O readiness seam: IoDriver is what a reactor implements (epoll, io_uring, or the
+// simulator's network), and AsyncFd is how code waits for a file descriptor to become ready.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <mutex>
+
+#include "deja/context.hpp"
+#include "deja/detail/task_header.hpp"
+#include "deja/detail/waiter.hpp"
+
+namespace deja {
+
+enum class Interest : std::uint8_t { kReadable = 1, kWritable = 2, kBoth = 3 };
+
+namespace detail {
+
+// One registered file descriptor. Readiness is edge-triggered: the reactor sets bits when the
+// kernel reports them, and the user clears a bit when a syscall says EAGAIN.
+struct IoRegistration {
+  int fd = -1;
+  std::mutex lock;
+  std::uint8_t ready = 0;  // Interest bits the kernel last reported (plus error/hangup as both)
+  WaitList readers;
+  WaitList writers;
+};
+
+}  // namespace detail
+
+class IoDriver {
+ public:
+  virtual ~IoDriver() = default;
+  // Registers `fd` (non-blocking, owned by the caller) for readiness events. Throws
+  // std::system_error if the kernel refuses, CapacityExceeded past the driver's limit.
+  virtual detail::IoRegistration* register_fd(int fd) = 0;
+  // Stops watching; every task still waiting on it is woken. The fd is not closed.
+  virtual void deregister(detail::IoRegistration* reg) noexcept = 0;
+};
+
+// Waits for readiness of a non-blocking file descriptor on the current runtime, like Tokio's
+// AsyncFd. Does not own the descriptor.
+class AsyncFd {
+ public:
+  explicit AsyncFd(int fd);
+  AsyncFd(AsyncFd&& other) noexcept;
+  AsyncFd& operator=(AsyncFd&& other) noexcept;
+  AsyncFd(const AsyncFd&) = delete;
+  AsyncFd& operator=(const AsyncFd&) = delete;
+  ~AsyncFd();
+
+  int fd() const noexcept { return reg_ ? reg_->fd : -1; }
+
+  class ReadyAwaiter {
+   public:
+    ReadyAwaiter(detail::IoRegistration* reg, Interest interest) noexcept : reg_(reg), interest_(interest) {}
+    ReadyAwaiter(const ReadyAwaiter&) = delete;
+    ReadyAwaiter& operator=(const ReadyAwaiter&) = delete;
+    ~ReadyAwaiter();
+    bool await_ready() noexcept;
+    bool await_suspend(std::coroutine_handle<> h) noexcept;
+    void await_resume() const noexcept {}
+
+   private:
+    detail::WaitList& list() noexcept;
+    detail::IoRegistration* reg_;
+    Interest interest_;
+    detail::Waiter waiter_;
+  };
+
+  // Completes once the kernel has reported the fd readable (or writable) since the last
+  // clear_ready() of that interest.
+  ReadyAwaiter readable() noexcept { return {reg_, Interest::kReadable}; }
+  ReadyAwaiter writable() noexcept { return {reg_, Interest::kWritable}; }
+
+  // Call when a syscall reports EAGAIN/EWOULDBLOCK, before waiting again.
+  void clear_ready(Interest interest) noexcept;
+
+ private:
+  IoDriver* driver_ = nullptr;
+  detail::IoRegistration* reg_ = nullptr;
+};
+
+}  // namespace deja

@@ -1,0 +1,72 @@
+// deja::race (select) and deja::timeout: the first branch to finish wins and the others are
+// cancelled (destroyed at their suspension points) before the race returns.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <tuple>
+#include <utility>
+#include <variant>
+
+#include "deja/detail/awaitable_traits.hpp"
+#include "deja/detail/branch.hpp"
+#include "deja/detail/group_wait.hpp"
+#include "deja/errors.hpp"
+#include "deja/task.hpp"
+#include "deja/time.hpp"
+
+namespace deja {
+
+namespace detail {
+
+template <class... Ts, std::size_t... I>
+Task<std::variant<StoredType<Ts>...>> race_impl(std::index_sequence<I...>, Task<Ts>... tasks) {
+  std::tuple<Task<Ts>...> pending{std::move(tasks)...};
+  std::tuple<Branch<Ts>...> branches;
+  std::array<BranchWaiter, sizeof...(Ts)> waiters;
+  // Branches start in argument order; once one has finished, the rest are never started (a
+  // biased select, as Tokio's `biased;`).
+  bool decided = false;
+  (
+      [&] {
+        if (decided) return;
+        std::get<I>(branches) = start_branch(std::move(std::get<I>(pending)));
+        waiters[I].branch = std::get<I>(branches).header();
+        waiters[I].index = I;
+        decided = waiters[I].branch->is_complete();
+      }(),
+      ...);
+  GroupWait group(waiters, GroupMode::kAny, "race");
+  co_await group;
+  const std::size_t winner = group.first_finished();
+  std::optional<std::variant<StoredType<Ts>...>> result;
+  ((I == winner ? (void)result.emplace(std::in_place_index<I>, take_stored<Ts>(std::get<I>(branches).handle())) : (void)0), ...);
+  co_return std::move(*result);
+}
+
+template <class T>
+Task<T> timeout_impl(Duration limit, Task<T> task) {
+  auto result = co_await race_impl(std::index_sequence<0, 1>{}, std::move(task), awaitable_task(sleep(limit)));
+  if (result.index() == 1) throw TimedOut();
+  if constexpr (!std::is_void_v<T>) co_return std::get<0>(std::move(result));
+}
+
+}  // namespace detail
+
+// Runs the arguments (Tasks or any awaitables) concurrently; the first to finish wins. Returns a
+// variant whose index is the winner's position (Unit stands for void). If the winner threw, its
+// exception is rethrown. The losers are cancelled before race returns.
+template <class... As>
+  requires(sizeof...(As) >= 1)
+auto race(As&&... awaitables) {
+  return detail::race_impl(std::index_sequence_for<As...>{}, detail::into_task(std::forward<As>(awaitables))...);
+}
+
+// Runs `awaitable` for at most `limit`: its result, or TimedOut once the limit passes (the work
+// is then cancelled). A negative or overflowing limit throws UsageError.
+template <class Rep, class Period, class A>
+auto timeout(std::chrono::duration<Rep, Period> limit, A&& awaitable) {
+  return detail::timeout_impl(to_duration(limit), detail::into_task(std::forward<A>(awaitable)));
+}
+
+}  // namespace deja

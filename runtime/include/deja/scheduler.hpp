@@ -1,0 +1,36 @@
+// The scheduling seam: how tasks are spawned, woken, aborted and run. The production runtimes and
+// the simulator implement it; application code reaches it through deja::spawn and friends.
+#pragma once
+
+#include <cstdint>
+
+namespace deja::detail {
+struct TaskHeader;
+}
+
+namespace deja {
+
+class Scheduler {
+ public:
+  virtual ~Scheduler() = default;
+
+  // Takes ownership of a new task (not yet started) and makes it ready. Throws CapacityExceeded
+  // when the scheduler's task limit is reached (the task is then destroyed).
+  virtual void spawn(detail::TaskHeader* task) = 0;
+
+  // Like spawn, but the scheduler may run the task's first step right now, nested in the caller
+  // (the combinators' first poll). The simulator may prefer to make it ready and decide later.
+  virtual void spawn_inline(detail::TaskHeader* task) = 0;
+
+  // Makes a suspended task ready. Called once per suspension by whoever releases it; a wake of a
+  // task that is running marks it to run again once it has suspended. Thread-safe.
+  virtual void wake(detail::TaskHeader* task) noexcept = 0;
+
+  // Requests cancellation: the task is destroyed at its current suspension point (RAII unwinds
+  // it), or never started if it had not started. A suspended task that is not queued is destroyed
+  // before abort returns when called on the scheduler's thread; otherwise when the scheduler next
+  // reaches it. Thread-safe.
+  virtual void abort(detail::TaskHeader* task) noexcept = 0;
+};
+
+}  // namespace deja

@@ -1,0 +1,113 @@
+// The time seam: deja::Clock reads the current runtime's clock (monotonic in production, virtual
+// in the simulator), and TimeDriver is what a runtime implements to arm and cancel timers.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+
+#include "deja/context.hpp"
+#include "deja/detail/task_header.hpp"
+#include "deja/detail/timer_wheel.hpp"
+
+namespace deja {
+
+using Duration = std::chrono::nanoseconds;
+
+// A std::chrono clock whose now() is the current runtime's time. Outside a runtime it reads the
+// monotonic clock, so that the epoch is the same one the production runtime uses.
+struct Clock {
+  using duration = Duration;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::time_point<Clock, duration>;
+  static constexpr bool is_steady = true;
+  static time_point now() noexcept;
+};
+
+using Instant = Clock::time_point;
+
+namespace detail {
+
+// A pending timer, embedded in whatever waits for it. The wheel links `entry`; `fire` is called
+// (on the runtime's thread) once the deadline has passed, after the node is unlinked.
+struct TimerNode : TimerEntry {
+  Instant when{};
+  void (*fire)(TimerNode*) noexcept = nullptr;
+  TaskHeader* task = nullptr;
+  bool armed = false;
+};
+
+}  // namespace detail
+
+class TimeDriver {
+ public:
+  virtual ~TimeDriver() = default;
+  virtual Instant now() noexcept = 0;
+  // Arms `node` for node.when (in the past means "as soon as possible"). The node stays put until
+  // it fires or is cancelled.
+  virtual void add_timer(detail::TimerNode& node) = 0;
+  // Disarms `node` if it is still armed. O(1).
+  virtual void cancel_timer(detail::TimerNode& node) noexcept = 0;
+};
+
+// The current runtime's time.
+Instant now();
+
+// Checked arithmetic for deadlines: throws UsageError for a negative duration and for a deadline
+// that does not fit in an Instant.
+Instant deadline_after(Duration d);
+
+template <class Rep, class Period>
+Duration to_duration(std::chrono::duration<Rep, Period> d) {
+  using std::chrono::duration_cast;
+  if (d < d.zero()) throw UsageError("deja: negative duration");
+  // Convert in long double first so that overflow is caught instead of wrapped.
+  const long double ns = std::chrono::duration<long double, std::nano>(d).count();
+  if (ns > static_cast<long double>(Duration::max().count())) {
+    throw UsageError("deja: duration overflows the clock's range");
+  }
+  return duration_cast<Duration>(d);
+}
+
+// Awaitable that completes at a deadline. Destroying it before then cancels the timer.
+class [[nodiscard]] Sleep {
+ public:
+  explicit Sleep(Instant deadline) noexcept { node_.when = deadline; }
+  Sleep(Sleep&& other) noexcept : node_() {
+    node_.when = other.node_.when;
+  }
+  Sleep(const Sleep&) = delete;
+  Sleep& operator=(const Sleep&) = delete;
+  ~Sleep() {
+    if (node_.armed) driver_->cancel_timer(node_);
+  }
+
+  Instant deadline() const noexcept { return node_.when; }
+
+  bool await_ready() {
+    driver_ = require_runtime("deja::sleep").time;
+    return node_.when <= driver_->now();
+  }
+  void await_suspend(std::coroutine_handle<> h) {
+    node_.task = detail::park_current(h, "sleep");
+    node_.fire = &Sleep::on_fire;
+    driver_->add_timer(node_);
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  static void on_fire(detail::TimerNode* n) noexcept { detail::wake(n->task); }
+
+  detail::TimerNode node_;
+  TimeDriver* driver_ = nullptr;
+};
+
+template <class Rep, class Period>
+Sleep sleep(std::chrono::duration<Rep, Period> d) {
+  return Sleep(deadline_after(to_duration(d)));
+}
+
+inline Sleep sleep_until(Instant deadline) { return Sleep(deadline); }
+
+}  // namespace deja

@@ -1,0 +1,65 @@
+// deja::when_all: runs tasks concurrently and returns all their results. If one throws (or is
+// cancelled) the others are cancelled and that first failure is rethrown.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "deja/detail/awaitable_traits.hpp"
+#include "deja/detail/branch.hpp"
+#include "deja/detail/group_wait.hpp"
+#include "deja/task.hpp"
+
+namespace deja {
+
+namespace detail {
+
+template <class... Ts, std::size_t... I>
+Task<std::tuple<StoredType<Ts>...>> when_all_impl(std::index_sequence<I...>, Task<Ts>... tasks) {
+  std::tuple<Branch<Ts>...> branches{start_branch(std::move(tasks))...};
+  std::array<BranchWaiter, sizeof...(Ts)> waiters;
+  ((waiters[I].branch = std::get<I>(branches).header(), waiters[I].index = I), ...);
+  GroupWait group(waiters, GroupMode::kAllFailFast, "when_all");
+  co_await group;
+  if (std::size_t failed = group.first_failed(); failed != GroupWait::npos) {
+    // Rethrows the first failure; the other branches are aborted as `branches` unwinds.
+    ((I == failed ? (void)std::get<I>(branches).handle().take_finished() : (void)0), ...);
+  }
+  co_return std::tuple<StoredType<Ts>...>{take_stored<Ts>(std::get<I>(branches).handle())...};
+}
+
+}  // namespace detail
+
+// Awaits every argument (Tasks or any awaitables) concurrently; returns their results in order,
+// with Unit standing for void.
+template <class... As>
+auto when_all(As&&... awaitables) {
+  return detail::when_all_impl(std::index_sequence_for<As...>{}, detail::into_task(std::forward<As>(awaitables))...);
+}
+
+// Awaits every task of `tasks` concurrently; returns their results in order.
+template <class T>
+Task<std::vector<detail::StoredType<T>>> when_all(std::vector<Task<T>> tasks) {
+  std::vector<detail::Branch<T>> branches;
+  branches.reserve(tasks.size());
+  for (Task<T>& t : tasks) branches.push_back(detail::start_branch(std::move(t)));
+  std::vector<detail::BranchWaiter> waiters(branches.size());
+  for (std::size_t i = 0; i < branches.size(); ++i) {
+    waiters[i].branch = branches[i].header();
+    waiters[i].index = i;
+  }
+  detail::GroupWait group(waiters, detail::GroupMode::kAllFailFast, "when_all");
+  co_await group;
+  if (std::size_t failed = group.first_failed(); failed != detail::GroupWait::npos) {
+    branches[failed].handle().take_finished();
+  }
+  std::vector<detail::StoredType<T>> results;
+  results.reserve(branches.size());
+  for (auto& b : branches) results.push_back(detail::take_stored<T>(b.handle()));
+  co_return results;
+}
+
+}  // namespace deja

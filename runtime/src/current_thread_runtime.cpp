@@ -1,0 +1,383 @@
+// The current-thread production runtime: run loop, epoll reactor, timer wheel driver.
+#include "deja/current_thread_runtime.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+namespace deja {
+
+namespace {
+
+using detail::TaskHeader;
+
+[[noreturn]] void throw_errno(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
+
+constexpr std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
+
+std::uint64_t splitmix64(std::uint64_t& state) noexcept {
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+constexpr std::int64_t kNsPerTick = 1'000'000;  // the wheel's resolution: 1 ms
+
+}  // namespace
+
+CurrentThreadRuntime::CurrentThreadRuntime(RuntimeOptions options)
+    : options_(options), epoch_(std::chrono::steady_clock::now()), wheel_(0) {
+  if (options_.event_interval == 0) throw UsageError("deja: RuntimeOptions::event_interval must be at least 1");
+  if (options_.max_events == 0) throw UsageError("deja: RuntimeOptions::max_events must be at least 1");
+  context_.scheduler = this;
+  context_.time = this;
+  context_.io = this;
+  context_.entropy = this;
+
+  std::uint64_t seed = 0;
+  if (::getrandom(&seed, sizeof seed, 0) != static_cast<ssize_t>(sizeof seed)) {
+    seed = static_cast<std::uint64_t>(epoch_.time_since_epoch().count());
+  }
+  for (auto& word : rng_) word = splitmix64(seed);
+
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) throw_errno("deja: epoll_create1");
+  event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (event_fd_ < 0) {
+    ::close(epoll_fd_);
+    throw_errno("deja: eventfd");
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // the eventfd; registrations are never null
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev) < 0) {
+    ::close(event_fd_);
+    ::close(epoll_fd_);
+    throw_errno("deja: epoll_ctl(eventfd)");
+  }
+}
+
+CurrentThreadRuntime::~CurrentThreadRuntime() {
+  shutdown();
+  ::close(event_fd_);
+  ::close(epoll_fd_);
+}
+
+// --- scheduling -----------------------------------------------------------------------------
+
+void CurrentThreadRuntime::admit(TaskHeader* t) {
+  if (live_count_ >= options_.max_tasks) {
+    throw CapacityExceeded("deja: the runtime's task limit (RuntimeOptions::max_tasks) is reached");
+  }
+  t->id = next_task_id_++;
+  t->live_prev = nullptr;
+  t->live_next = live_head_;
+  if (live_head_) live_head_->live_prev = t;
+  live_head_ = t;
+  ++live_count_;
+}
+
+void CurrentThreadRuntime::make_ready(TaskHeader* t) noexcept {
+  t->state.store(t->state.load(std::memory_order_relaxed) | detail::kScheduled, std::memory_order_relaxed);
+  ready_.push(t);
+}
+
+void CurrentThreadRuntime::spawn(TaskHeader* t) {
+  if (!on_owner_thread()) {
+    std::lock_guard lock(remote_lock_);
+    remote_.push_back({t, RemoteOp::kSpawn});
+    signal_remote();
+    return;
+  }
+  admit(t);
+  make_ready(t);
+}
+
+void CurrentThreadRuntime::spawn_inline(TaskHeader* t) {
+  if (!on_owner_thread()) {
+    spawn(t);
+    return;
+  }
+  admit(t);
+  run_task(t);
+}
+
+void CurrentThreadRuntime::wake(TaskHeader* t) noexcept {
+  if (!on_owner_thread()) {
+    t->retain();
+    {
+      std::lock_guard lock(remote_lock_);
+      remote_.push_back({t, RemoteOp::kWake});
+    }
+    signal_remote();
+    return;
+  }
+  // Only this thread changes these bits, so plain loads and stores suffice.
+  const std::uint32_t s = t->state.load(std::memory_order_relaxed);
+  if (s & (detail::kComplete | detail::kScheduled)) return;
+  if (s & detail::kRunning) {
+    t->state.store(s | detail::kNotified, std::memory_order_relaxed);
+    return;
+  }
+  t->state.store(s | detail::kScheduled, std::memory_order_relaxed);
+  ready_.push(t);
+}
+
+void CurrentThreadRuntime::abort(TaskHeader* t) noexcept {
+  if (!on_owner_thread()) {
+    t->retain();
+    {
+      std::lock_guard lock(remote_lock_);
+      remote_.push_back({t, RemoteOp::kAbort});
+    }
+    signal_remote();
+    return;
+  }
+  const std::uint32_t s = t->state.load(std::memory_order_relaxed);
+  if (s & (detail::kComplete | detail::kCancelled)) return;
+  if (!(s & (detail::kRunning | detail::kScheduled))) {
+    // Suspended and not queued: destroy it now, so that a race's losers are gone by the time the
+    // race returns.
+    t->state.store(s | detail::kCancelled | detail::kRunning, std::memory_order_relaxed);
+    detail::destroy_unfinished(t);
+    finish(t);
+    return;
+  }
+  t->state.store(s | detail::kCancelled, std::memory_order_relaxed);
+  wake(t);
+}
+
+void CurrentThreadRuntime::run_task(TaskHeader* t) noexcept {
+  std::uint32_t s = t->state.load(std::memory_order_relaxed);
+  t->state.store((s & ~detail::kScheduled) | detail::kRunning | detail::kStarted, std::memory_order_relaxed);
+  if (s & detail::kCancelled) {
+    detail::destroy_unfinished(t);
+    finish(t);
+    return;
+  }
+  TaskHeader* saved = detail::tls_current_task;
+  detail::tls_current_task = t;
+  t->resume_point.resume();
+  detail::tls_current_task = saved;
+  s = t->state.load(std::memory_order_acquire);
+  if (s & detail::kComplete) {
+    finish(t);
+    return;
+  }
+  t->state.store(s & ~(detail::kRunning | detail::kNotified), std::memory_order_relaxed);
+  if (s & detail::kNotified) make_ready(t);
+}
+
+void CurrentThreadRuntime::finish(TaskHeader* t) noexcept {
+  if (t->live_prev) t->live_prev->live_next = t->live_next; else live_head_ = t->live_next;
+  if (t->live_next) t->live_next->live_prev = t->live_prev;
+  t->live_prev = t->live_next = nullptr;
+  --live_count_;
+  t->state.fetch_and(~(detail::kRunning | detail::kScheduled | detail::kNotified), std::memory_order_relaxed);
+  t->release();
+}
+
+void CurrentThreadRuntime::run_until(TaskHeader* root) {
+  for (;;) {
+    for (std::uint32_t budget = options_.event_interval; budget != 0 && !ready_.empty(); --budget) {
+      run_task(ready_.pop());
+      if (root->is_complete()) return;
+    }
+    if (root->is_complete()) return;
+    if (!ready_.empty()) {
+      // Fairness: between batches, look at I/O and timers without blocking. The syscall is
+      // skipped when nothing could have arrived.
+      if (io_registrations_ != 0 || remote_pending_.load(std::memory_order_acquire)) turn(0);
+      else fire_timers();
+      continue;
+    }
+    int timeout_ms = -1;
+    if (auto next = wheel_.next_deadline()) {
+      const std::int64_t deadline_ns = static_cast<std::int64_t>(*next) * kNsPerTick;
+      const std::int64_t elapsed_ns = (std::chrono::steady_clock::now() - epoch_).count();
+      const std::int64_t wait_ns = deadline_ns - elapsed_ns;
+      timeout_ms = wait_ns <= 0 ? 0 : static_cast<int>(std::min<std::int64_t>((wait_ns + kNsPerTick - 1) / kNsPerTick, 1 << 30));
+    }
+    turn(timeout_ms);
+  }
+}
+
+// --- reactor --------------------------------------------------------------------------------
+
+void CurrentThreadRuntime::turn(int timeout_ms) {
+  if (remote_pending_.load(std::memory_order_acquire)) {
+    drain_remote();
+    if (!ready_.empty()) timeout_ms = 0;
+  }
+  epoll_event events[256];
+  const int capacity = static_cast<int>(std::min<std::uint32_t>(options_.max_events, 256));
+  const int n = ::epoll_wait(epoll_fd_, events, capacity, timeout_ms);
+  for (int i = 0; i < n; ++i) {
+    auto* reg = static_cast<detail::IoRegistration*>(events[i].data.ptr);
+    if (reg == nullptr) {
+      std::uint64_t counter;
+      [[maybe_unused]] ssize_t r = ::read(event_fd_, &counter, sizeof counter);
+      drain_remote();
+      continue;
+    }
+    const std::uint32_t e = events[i].events;
+    std::uint8_t bits = 0;
+    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) bits |= static_cast<std::uint8_t>(Interest::kReadable);
+    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) bits |= static_cast<std::uint8_t>(Interest::kWritable);
+    std::lock_guard lock(reg->lock);
+    reg->ready |= bits;
+    if (bits & static_cast<std::uint8_t>(Interest::kReadable)) {
+      while (detail::Waiter* w = reg->readers.pop_front()) w->notify();
+    }
+    if (bits & static_cast<std::uint8_t>(Interest::kWritable)) {
+      while (detail::Waiter* w = reg->writers.pop_front()) w->notify();
+    }
+  }
+  fire_timers();
+}
+
+void CurrentThreadRuntime::signal_remote() noexcept {
+  if (!remote_pending_.exchange(true, std::memory_order_acq_rel)) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t r = ::write(event_fd_, &one, sizeof one);
+  }
+}
+
+void CurrentThreadRuntime::drain_remote() {
+  std::vector<RemoteOp> ops;
+  {
+    std::lock_guard lock(remote_lock_);
+    remote_pending_.store(false, std::memory_order_release);
+    ops.swap(remote_);
+  }
+  for (const RemoteOp& op : ops) {
+    switch (op.kind) {
+      case RemoteOp::kWake:
+        wake(op.task);
+        op.task->release();
+        break;
+      case RemoteOp::kAbort:
+        abort(op.task);
+        op.task->release();
+        break;
+      case RemoteOp::kSpawn:
+        try {
+          admit(op.task);
+          make_ready(op.task);
+        } catch (const CapacityExceeded&) {
+          // The spawner is on another thread and already has its handle: the task completes as
+          // cancelled, which is what awaiting that handle reports.
+          detail::destroy_unfinished(op.task);
+          op.task->release();
+        }
+        break;
+    }
+  }
+}
+
+detail::IoRegistration* CurrentThreadRuntime::register_fd(int fd) {
+  if (io_registrations_ >= options_.max_io_registrations) {
+    throw CapacityExceeded("deja: the runtime's I/O registration limit (RuntimeOptions::max_io_registrations) is reached");
+  }
+  auto reg = std::make_unique<detail::IoRegistration>();
+  reg->fd = fd;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = reg.get();
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0) throw_errno("deja: epoll_ctl(ADD)");
+  ++io_registrations_;
+  return reg.release();
+}
+
+void CurrentThreadRuntime::deregister(detail::IoRegistration* reg) noexcept {
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, reg->fd, nullptr);
+  {
+    std::lock_guard lock(reg->lock);
+    while (detail::Waiter* w = reg->readers.pop_front()) w->notify();
+    while (detail::Waiter* w = reg->writers.pop_front()) w->notify();
+  }
+  --io_registrations_;
+  delete reg;
+}
+
+// --- time -----------------------------------------------------------------------------------
+
+Instant CurrentThreadRuntime::now() noexcept {
+  return Instant(std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now().time_since_epoch()));
+}
+
+std::uint64_t CurrentThreadRuntime::now_tick() noexcept {
+  const std::int64_t ns = (std::chrono::steady_clock::now() - epoch_).count();
+  return ns <= 0 ? 0 : static_cast<std::uint64_t>(ns / kNsPerTick);
+}
+
+void CurrentThreadRuntime::add_timer(detail::TimerNode& node) {
+  const std::int64_t epoch_ns = std::chrono::duration_cast<Duration>(epoch_.time_since_epoch()).count();
+  const std::int64_t when_ns = node.when.time_since_epoch().count();
+  std::uint64_t tick = 0;
+  if (when_ns > epoch_ns) {
+    // Round up: a timer never fires before its deadline.
+    const auto since = static_cast<std::uint64_t>(when_ns - epoch_ns);
+    tick = since / kNsPerTick + (since % kNsPerTick != 0);
+  }
+  wheel_.insert(node, tick);
+  node.armed = true;
+  ++timers_;
+}
+
+void CurrentThreadRuntime::cancel_timer(detail::TimerNode& node) noexcept {
+  if (!node.armed) return;
+  wheel_.remove(node);
+  node.armed = false;
+  --timers_;
+}
+
+void CurrentThreadRuntime::fire_timers() {
+  if (timers_ == 0) return;
+  wheel_.advance(now_tick(), [this](detail::TimerEntry& e) {
+    auto& node = static_cast<detail::TimerNode&>(e);
+    node.armed = false;
+    --timers_;
+    node.fire(&node);
+  });
+}
+
+// --- entropy --------------------------------------------------------------------------------
+
+std::uint64_t CurrentThreadRuntime::next_u64() noexcept {
+  const std::uint64_t result = rotl(rng_[1] * 5, 7) * 9;
+  const std::uint64_t t = rng_[1] << 17;
+  rng_[2] ^= rng_[0];
+  rng_[3] ^= rng_[1];
+  rng_[1] ^= rng_[2];
+  rng_[0] ^= rng_[3];
+  rng_[2] ^= t;
+  rng_[3] = rotl(rng_[3], 45);
+  return result;
+}
+
+// --- shutdown -------------------------------------------------------------------------------
+
+void CurrentThreadRuntime::shutdown() noexcept {
+  RuntimeGuard guard(&context_);
+  // Tasks spawned or woken from other threads are taken in first, so nothing is left behind.
+  try {
+    drain_remote();
+  } catch (...) {
+  }
+  while (live_head_ != nullptr) {
+    // Destroying a frame can wake or spawn others; they are destroyed in later rounds.
+    ready_.clear();
+    TaskHeader* t = live_head_;
+    if (!t->is_complete()) detail::destroy_unfinished(t);
+    finish(t);
+  }
+  ready_.clear();
+}
+
+}  // namespace deja

@@ -1,0 +1,64 @@
+// AsyncFd: waiting for readiness of a file descriptor through the current runtime's IoDriver.
+#include <utility>
+
+#include "deja/io.hpp"
+
+namespace deja {
+
+AsyncFd::AsyncFd(int fd) {
+  if (fd < 0) throw UsageError("deja::AsyncFd: invalid file descriptor");
+  IoDriver* driver = require_runtime("deja::AsyncFd").io;
+  if (driver == nullptr) throw UsageError("deja::AsyncFd: the current runtime has no I/O driver");
+  reg_ = driver->register_fd(fd);
+  driver_ = driver;
+}
+
+AsyncFd::AsyncFd(AsyncFd&& other) noexcept
+    : driver_(std::exchange(other.driver_, nullptr)), reg_(std::exchange(other.reg_, nullptr)) {}
+
+AsyncFd& AsyncFd::operator=(AsyncFd&& other) noexcept {
+  if (this != &other) {
+    if (reg_) driver_->deregister(reg_);
+    driver_ = std::exchange(other.driver_, nullptr);
+    reg_ = std::exchange(other.reg_, nullptr);
+  }
+  return *this;
+}
+
+AsyncFd::~AsyncFd() {
+  if (reg_) driver_->deregister(reg_);
+}
+
+void AsyncFd::clear_ready(Interest interest) noexcept {
+  if (!reg_) return;
+  std::lock_guard lock(reg_->lock);
+  reg_->ready &= static_cast<std::uint8_t>(~static_cast<std::uint8_t>(interest));
+}
+
+detail::WaitList& AsyncFd::ReadyAwaiter::list() noexcept {
+  return interest_ == Interest::kWritable ? reg_->writers : reg_->readers;
+}
+
+bool AsyncFd::ReadyAwaiter::await_ready() noexcept {
+  if (!reg_) return true;  // a moved-from AsyncFd: the caller's syscall reports EBADF
+  std::lock_guard lock(reg_->lock);
+  return (reg_->ready & static_cast<std::uint8_t>(interest_)) != 0;
+}
+
+bool AsyncFd::ReadyAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
+  waiter_.task = detail::park_current(h, interest_ == Interest::kWritable ? "fd writable" : "fd readable");
+  std::lock_guard lock(reg_->lock);
+  if (reg_->ready & static_cast<std::uint8_t>(interest_)) return false;
+  list().push_back(waiter_);
+  return true;
+}
+
+AsyncFd::ReadyAwaiter::~ReadyAwaiter() {
+  // Woken waiters were unlinked by the reactor; only a cancelled wait is still linked.
+  if (waiter_.linked) {
+    std::lock_guard lock(reg_->lock);
+    if (waiter_.linked) list().remove(waiter_);
+  }
+}
+
+}  // namespace deja
