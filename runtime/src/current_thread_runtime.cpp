@@ -273,7 +273,7 @@ void CurrentThreadRuntime::drain_remote() {
           // The spawner is on another thread and already has its handle: the task completes as
           // cancelled, which is what awaiting that handle reports.
           detail::destroy_unfinished(op.task);
-          op.task->release();
+          op.task->release();  // the scheduler's reference
         }
         break;
     }

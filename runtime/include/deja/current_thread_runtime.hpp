@@ -51,13 +51,7 @@ class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public I
     RuntimeGuard guard(&context_);
     JoinHandle<T> handle = detail::spawn_on(static_cast<Scheduler*>(this), std::move(task), false);
     run_until(handle.cell());
-    auto* cell = handle.cell();
-    if (cell->cancelled) throw TaskCancelled();
-    if constexpr (std::is_void_v<T>) {
-      cell->result.take();
-    } else {
-      return cell->result.take();
-    }
+    return handle.take_finished();
   }
 
   // Spawns from any thread (from outside the runtime too). The task runs in the next block_on.
@@ -104,7 +98,7 @@ class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public I
   detail::ReadyQueue ready_;
   detail::TaskHeader* live_head_ = nullptr;
   std::size_t live_count_ = 0;
-  std::uint64_t next_task_id_ = 1;
+  std::uint32_t next_task_id_ = 1;
 
   // Time: the wheel counts milliseconds since epoch_.
   std::chrono::steady_clock::time_point epoch_;

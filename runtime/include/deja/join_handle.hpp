@@ -7,13 +7,14 @@
 
 #include "deja/detail/task_header.hpp"
 #include "deja/errors.hpp"
+#include "deja/task.hpp"
 
 namespace deja {
 
 template <class T>
 class [[nodiscard]] JoinHandle {
  public:
-  using Cell = detail::TaskCell<T>;
+  using Cell = detail::TaskHeader;
 
   JoinHandle() noexcept = default;
   explicit JoinHandle(Cell* cell) noexcept : cell_(cell) {}
@@ -58,11 +59,12 @@ class [[nodiscard]] JoinHandle {
       Cell* c;
       ~Release() { c->release(); }
     } release{cell};
-    if (cell->cancelled) throw TaskCancelled();
+    if (cell->was_destroyed()) throw TaskCancelled();
+    auto& promise = std::coroutine_handle<detail::Promise<T>>::from_address(cell->frame_address()).promise();
     if constexpr (std::is_void_v<T>) {
-      cell->result.take();
+      promise.result.take();
     } else {
-      return cell->result.take();
+      return promise.result.take();
     }
   }
 

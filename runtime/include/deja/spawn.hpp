@@ -10,46 +10,42 @@ namespace deja {
 
 namespace detail {
 
-// Wraps the frame of `task` in a cell owned by `scheduler`; the caller then spawns it.
+// Makes the frame of `task` a spawned root owned by `scheduler` (not yet handed to it): the
+// header in the frame's prefix comes alive with two references, the scheduler's and the handle's.
 template <class T>
-TaskCell<T>* make_task_cell(Task<T>&& task, Scheduler* scheduler) {
+TaskHeader* make_spawned(Task<T>&& task, Scheduler* scheduler) {
   if (!task.valid()) throw UsageError("deja: spawning a moved-from or empty Task");
   auto h = task.release();
-  if (h.promise().inline_state != InlineState::kIdle) {
+  if (h.promise().inline_state() != InlineState::kIdle || h.done()) {
     h.destroy();
     throw UsageError("deja: spawning a Task that was already started");
   }
-  TaskCell<T>* cell;
-  try {
-    cell = TaskCell<T>::create();
-  } catch (...) {
-    h.destroy();
-    throw;
-  }
-  h.promise().header = cell;
-  cell->root = h;
-  cell->resume_point = h;
-  cell->scheduler = scheduler;
-  return cell;
+  TaskHeader* t = header_of_frame(h.address());
+  t->state.store(kSpawned, std::memory_order_relaxed);
+  t->refs.store(2, std::memory_order_relaxed);
+  t->resume_point = h;
+  t->scheduler = scheduler;
+  return t;
 }
 
-// Undoes make_task_cell when the scheduler refused the task.
-inline void discard_unspawned(TaskHeader* cell) noexcept {
-  if (cell->root) std::exchange(cell->root, nullptr).destroy();
-  cell->vtable->destroy_cell(cell);
+// Undoes make_spawned when the scheduler refused the task: the frame is destroyed unstarted.
+inline void discard_unspawned(TaskHeader* t) noexcept {
+  t->refs.store(0, std::memory_order_relaxed);
+  t->state.store(0, std::memory_order_relaxed);
+  std::coroutine_handle<>::from_address(t->frame_address()).destroy();
 }
 
 template <class T>
 JoinHandle<T> spawn_on(Scheduler* scheduler, Task<T>&& task, bool inline_start) {
-  TaskCell<T>* cell = make_task_cell(std::move(task), scheduler);
+  TaskHeader* t = make_spawned(std::move(task), scheduler);
   try {
-    if (inline_start) scheduler->spawn_inline(cell);
-    else scheduler->spawn(cell);
+    if (inline_start) scheduler->spawn_inline(t);
+    else scheduler->spawn(t);
   } catch (...) {
-    discard_unspawned(cell);
+    discard_unspawned(t);
     throw;
   }
-  return JoinHandle<T>(cell);
+  return JoinHandle<T>(t);
 }
 
 }  // namespace detail

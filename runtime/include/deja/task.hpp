@@ -8,7 +8,6 @@
 #include <type_traits>
 #include <utility>
 
-#include "deja/detail/frame_allocator.hpp"
 #include "deja/detail/task_header.hpp"
 #include "deja/errors.hpp"
 
@@ -25,18 +24,6 @@ namespace detail {
 // whatever the compiler does with symmetric transfer (g++ 12 under ASan does not tail-call it).
 enum class InlineState : unsigned char { kIdle, kStarting, kFinishedInline, kSuspended };
 
-class PromiseBase {
- public:
-  static void* operator new(std::size_t n) { return frame_allocate(n); }
-  static void operator delete(void* p, std::size_t n) noexcept { frame_deallocate(p, n); }
-
-  std::suspend_always initial_suspend() const noexcept { return {}; }
-
-  std::coroutine_handle<> continuation;
-  TaskHeader* header = nullptr;  // set when the frame is the root of a spawned task
-  InlineState inline_state = InlineState::kIdle;
-};
-
 template <class T>
 using StoredType = std::conditional_t<std::is_void_v<T>, Unit, T>;
 
@@ -50,49 +37,68 @@ struct FinalAwaiter {
   void await_resume() const noexcept {}
 };
 
+// Every Task frame is allocated with a TaskHeader prefix (task_header.hpp), used if it is spawned.
 template <class T>
-class Promise : public PromiseBase {
+class PromiseStorage {
  public:
-  Task<T> get_return_object() noexcept;
+  static void* operator new(std::size_t n) { return allocate_task_frame(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { deallocate_task_frame(p, n); }
+
+  PromiseStorage() = default;
+  PromiseStorage(const PromiseStorage&) = delete;
+  PromiseStorage& operator=(const PromiseStorage&) = delete;
+  ~PromiseStorage() {
+    // A spawned task that threw and was never joined: say so rather than lose the error.
+    if (result.has_exception() && (header()->state.load(std::memory_order_relaxed) & kSpawned)) {
+      report_unobserved_exception(result.exception());
+    }
+  }
+
+  std::suspend_always initial_suspend() const noexcept { return {}; }
   FinalAwaiter<T> final_suspend() const noexcept { return {}; }
   void unhandled_exception() noexcept { result.set_exception(std::current_exception()); }
 
-  template <class U = T>
-    requires(!std::is_void_v<T> && std::is_convertible_v<U &&, T>)
-  void return_value(U&& v) {
-    result.set_value(std::forward<U>(v));
+  InlineState inline_state() const noexcept { return static_cast<InlineState>(result.spare); }
+  void set_inline_state(InlineState s) noexcept { result.spare = static_cast<std::uint8_t>(s); }
+  TaskHeader* header() noexcept {
+    return header_of_frame(std::coroutine_handle<Promise<T>>::from_promise(static_cast<Promise<T>&>(*this)).address());
   }
 
+  std::coroutine_handle<> continuation;
   ResultSlot<StoredType<T>> result;
 };
 
+template <class T>
+class Promise : public PromiseStorage<T> {
+ public:
+  Task<T> get_return_object() noexcept;
+
+  template <class U = T>
+    requires(std::is_convertible_v<U &&, T>)
+  void return_value(U&& v) {
+    this->result.set_value(std::forward<U>(v));
+  }
+};
+
 template <>
-class Promise<void> : public PromiseBase {
+class Promise<void> : public PromiseStorage<void> {
  public:
   Task<void> get_return_object() noexcept;
-  FinalAwaiter<void> final_suspend() const noexcept { return {}; }
-  void unhandled_exception() noexcept { result.set_exception(std::current_exception()); }
   void return_void() noexcept { result.set_value(); }
-
-  ResultSlot<Unit> result;
 };
 
 template <class T>
 std::coroutine_handle<> FinalAwaiter<T>::await_suspend(std::coroutine_handle<Promise<T>> h) noexcept {
   Promise<T>& p = h.promise();
-  if (TaskHeader* header = p.header) {
-    // The root of a spawned task: hand the result to the cell, free the frame now (so finished
-    // tasks cost only their cell), and tell whoever joins.
-    auto* cell = static_cast<TaskCell<T>*>(header);
-    cell->failed = p.result.has_exception();
-    p.result.move_into(cell->result);
-    cell->root = nullptr;
-    h.destroy();
-    complete_task(cell);
+  TaskHeader* header = header_of_frame(h.address());
+  if (header->state.load(std::memory_order_relaxed) & kSpawned) {
+    // The root of a spawned task: the frame stays, holding the result, until the JoinHandle
+    // takes it or the last reference goes.
+    complete_task(header, p.result.has_exception() ? static_cast<std::uint32_t>(kFailed) : 0u);
     return std::noop_coroutine();
   }
-  if (p.inline_state == InlineState::kStarting) {
-    p.inline_state = InlineState::kFinishedInline;
+  if (p.inline_state() == InlineState::kStarting) {
+    p.set_inline_state(InlineState::kFinishedInline);
     return std::noop_coroutine();
   }
   return p.continuation;
@@ -131,7 +137,7 @@ class [[nodiscard]] Task {
 
     bool await_ready() const {
       if (!handle_) throw UsageError("deja: awaiting a moved-from or empty Task");
-      if (handle_.done() || handle_.promise().inline_state != detail::InlineState::kIdle) {
+      if (handle_.done() || handle_.promise().inline_state() != detail::InlineState::kIdle) {
         throw UsageError("deja: a Task can be awaited only once");
       }
       return false;
@@ -140,11 +146,11 @@ class [[nodiscard]] Task {
     bool await_suspend(std::coroutine_handle<> parent) noexcept {
       auto& p = handle_.promise();
       p.continuation = parent;
-      p.inline_state = detail::InlineState::kStarting;
+      p.set_inline_state(detail::InlineState::kStarting);
       handle_.resume();
-      if (p.inline_state == detail::InlineState::kFinishedInline) return false;
+      if (p.inline_state() == detail::InlineState::kFinishedInline) return false;
       // The child suspended somewhere below; it transfers back to `parent` when it finishes.
-      p.inline_state = detail::InlineState::kSuspended;
+      p.set_inline_state(detail::InlineState::kSuspended);
       return true;
     }
 

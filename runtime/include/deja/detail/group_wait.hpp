@@ -91,7 +91,7 @@ class GroupWait {
     w.finished = true;
     --remaining_;
     if (first_ == npos) first_ = w.index;
-    if ((w.branch->cancelled || w.branch->failed) && first_failed_ == npos) first_failed_ = w.index;
+    if ((w.branch->was_destroyed() || w.branch->has_failed()) && first_failed_ == npos) first_failed_ = w.index;
   }
 
   bool satisfied() const noexcept {

@@ -1,10 +1,12 @@
-// The part of a spawned task that the scheduler sees: state, reference count, where to resume, and
-// the typed cell that outlives the coroutine frame to carry the result to the JoinHandle.
+// The part of a spawned task that the scheduler sees: state, reference count, where to resume.
+// It sits in a fixed prefix in front of every Task coroutine frame, so spawning costs no allocation
+// of its own and a task is one block: prefix + frame. The frame holds the result until it is joined.
 #pragma once
 
 #include <atomic>
 #include <cassert>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <new>
@@ -18,17 +20,21 @@
 
 namespace deja::detail {
 
-// Task state bits. Only the owning scheduler's thread mutates kScheduled/kRunning/kNotified; the
-// join bits follow a handshake that is safe across threads.
+// Task state bits. kScheduled/kRunning/kNotified belong to the owning scheduler; the others record
+// how the task ended and the join handshake, which is safe across threads.
 enum TaskStateBits : std::uint32_t {
-  kScheduled = 1u << 0,   // in a ready queue
-  kRunning = 1u << 1,     // being resumed right now
-  kNotified = 1u << 2,    // woken while running: run again once it suspends
-  kComplete = 1u << 3,    // finished: result, exception or cancellation is in the cell
-  kCancelled = 1u << 4,   // abort requested
-  kJoinWaiter = 1u << 5,  // a join waiter is registered
+  kScheduled = 1u << 0,      // in a ready queue
+  kRunning = 1u << 1,        // being resumed right now
+  kNotified = 1u << 2,       // woken while running: run again once it suspends
+  kComplete = 1u << 3,       // finished: the outcome below is final
+  kCancelled = 1u << 4,      // abort requested
+  kJoinWaiter = 1u << 5,     // a join waiter is registered
   kJoinNotifying = 1u << 6,  // the completer is notifying the join waiter right now
-  kStarted = 1u << 7,     // has been resumed at least once
+  kStarted = 1u << 7,        // has been resumed at least once
+  kSpawned = 1u << 8,        // the prefix is a live task header (the frame is a spawned root)
+  kFailed = 1u << 9,         // finished by throwing
+  kDestroyed = 1u << 10,     // destroyed before it finished (abort, crash, shutdown)
+  kFrameGone = 1u << 11,     // the coroutine frame was destroyed; only the prefix block remains
 };
 
 // Unit stands for "no value" where a type is needed (Task<void> results in when_all and race).
@@ -36,7 +42,7 @@ struct Unit {
   friend bool operator==(Unit, Unit) = default;
 };
 
-// A value, an exception, or nothing yet. Shared by task promises and task cells.
+// A value, an exception, or nothing yet. Kept small: it lives in every task frame.
 template <class T>
 class ResultSlot {
  public:
@@ -59,9 +65,7 @@ class ResultSlot {
   bool has_value() const noexcept { return kind_ == Kind::kValue; }
   bool has_exception() const noexcept { return kind_ == Kind::kError; }
   bool empty() const noexcept { return kind_ == Kind::kEmpty; }
-  std::exception_ptr exception() const noexcept {
-    return kind_ == Kind::kError ? error_ : std::exception_ptr{};
-  }
+  std::exception_ptr exception() const noexcept { return kind_ == Kind::kError ? error_ : std::exception_ptr{}; }
 
   // Moves the value out (or rethrows the exception); leaves the slot empty.
   T take() {
@@ -74,12 +78,6 @@ class ResultSlot {
     T v = std::move(value_);
     reset();
     return v;
-  }
-
-  void move_into(ResultSlot& other) {
-    if (kind_ == Kind::kValue) other.set_value(std::move(value_));
-    else if (kind_ == Kind::kError) other.set_exception(std::move(error_));
-    reset();
   }
 
   void reset() noexcept {
@@ -95,46 +93,83 @@ class ResultSlot {
     std::exception_ptr error_;
   };
   Kind kind_ = Kind::kEmpty;
+
+ public:
+  // Spare byte in the padding after kind_, used by the promise (see task.hpp) to keep frames small.
+  std::uint8_t spare = 0;
 };
 
-struct TaskHeader;
-
-struct TaskVTable {
-  void (*destroy_cell)(TaskHeader*) noexcept;
-};
-
-// Where a runtime can hang per-task bookkeeping (e.g. the simulator's node), without the core
-// knowing what it is.
 struct TaskHeader {
   std::atomic<std::uint32_t> state{0};
-  std::atomic<std::uint32_t> refs{2};  // one for the scheduler (until complete), one for the handle
+  // References: one for the scheduler (until the task completes), one for the JoinHandle, one
+  // per pending cross-thread operation. The last one destroys the frame and frees the block.
+  std::atomic<std::uint32_t> refs{0};
   std::coroutine_handle<> resume_point;  // where the next run continues
-  std::coroutine_handle<> root;           // the spawned frame; null once destroyed
   Scheduler* scheduler = nullptr;
   Waiter* join_waiter = nullptr;
-  const TaskVTable* vtable = nullptr;
   // What the task waits on while suspended (a static string), for deadlock reports.
   const char* waiting_on = nullptr;
-  std::uint64_t id = 0;
   // Intrusive list of the scheduler's live tasks (for shutdown and reports); owned by it.
   TaskHeader* live_prev = nullptr;
   TaskHeader* live_next = nullptr;
-  // Opaque per-runtime tag (the simulator's node id); 0 in production.
-  std::uint32_t owner = 0;
-  // Set when the task was destroyed before it finished (abort, crash, shutdown).
-  bool cancelled = false;
-  // Set when the task finished by throwing.
-  bool failed = false;
+  std::uint32_t id = 0;     // unique within a runtime (wraps after 2^32 spawns)
+  std::uint32_t owner = 0;  // opaque per-runtime tag (the simulator's node id); 0 in production
 
-  void release() noexcept {
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) vtable->destroy_cell(this);
-  }
+  std::uint32_t load_state() const noexcept { return state.load(std::memory_order_acquire); }
+  bool is_complete() const noexcept { return (load_state() & kComplete) != 0; }
+  bool was_destroyed() const noexcept { return (load_state() & kDestroyed) != 0; }
+  bool has_failed() const noexcept { return (load_state() & kFailed) != 0; }
+
+  inline void* frame_address() noexcept;
   void retain() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
-
-  bool is_complete() const noexcept {
-    return (state.load(std::memory_order_acquire) & kComplete) != 0;
-  }
+  inline void release() noexcept;
 };
+
+// The prefix is a multiple of the frame alignment, so the frame behind it stays aligned.
+inline constexpr std::size_t kTaskPrefix = (sizeof(TaskHeader) + 15) / 16 * 16;
+static_assert(kTaskPrefix == 64, "TaskHeader grew: every task frame pays for it");
+
+inline void* TaskHeader::frame_address() noexcept { return reinterpret_cast<std::byte*>(this) + kTaskPrefix; }
+
+inline TaskHeader* header_of_frame(void* frame) noexcept {
+  return std::launder(reinterpret_cast<TaskHeader*>(static_cast<std::byte*>(frame) - kTaskPrefix));
+}
+
+// Allocation of task frames: every frame gets the prefix. Its header is constructed here, unused
+// (no kSpawned) until the frame is spawned.
+inline void* allocate_task_frame(std::size_t n) {
+  void* block = frame_allocate(kTaskPrefix + n);
+  ::new (block) TaskHeader();
+  return static_cast<std::byte*>(block) + kTaskPrefix;
+}
+
+// A frame of a spawned task whose header is still referenced keeps its block until the last
+// release; the frame size is parked in the dead frame's first bytes for that.
+inline void deallocate_task_frame(void* frame, std::size_t n) noexcept {
+  TaskHeader* h = header_of_frame(frame);
+  if (h->refs.load(std::memory_order_acquire) == 0) {
+    h->~TaskHeader();
+    frame_deallocate(h, kTaskPrefix + n);
+    return;
+  }
+  *static_cast<std::size_t*>(frame) = n;
+  h->state.fetch_or(kFrameGone, std::memory_order_acq_rel);
+}
+
+inline void TaskHeader::release() noexcept {
+  if (refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (!(load_state() & kFrameGone)) {
+    // Nobody will read the result: destroying the frame frees the block (refs is 0 now).
+    std::coroutine_handle<>::from_address(frame_address()).destroy();
+    return;
+  }
+  const std::size_t n = *static_cast<std::size_t*>(frame_address());
+  this->~TaskHeader();
+  frame_deallocate(this, kTaskPrefix + n);
+}
+
+// Called when a spawned task's frame is destroyed holding an exception nobody observed.
+void report_unobserved_exception(std::exception_ptr e) noexcept;
 
 // The current task of this thread: set by the scheduler around every resume.
 extern thread_local constinit TaskHeader* tls_current_task;
@@ -188,10 +223,9 @@ inline void unregister_join_waiter(TaskHeader* t) noexcept {
   t->join_waiter = nullptr;
 }
 
-// Marks the task complete (its result or cancellation is already in the cell) and notifies the
-// join waiter, if any.
-inline void complete_task(TaskHeader* t) noexcept {
-  std::uint32_t s = t->state.fetch_or(kComplete | kJoinNotifying, std::memory_order_acq_rel);
+// Marks the task complete with `outcome` (kFailed, kDestroyed or 0) and notifies the join waiter.
+inline void complete_task(TaskHeader* t, std::uint32_t outcome) noexcept {
+  std::uint32_t s = t->state.fetch_or(kComplete | kJoinNotifying | outcome, std::memory_order_acq_rel);
   if (s & kJoinWaiter) {
     Waiter* w = t->join_waiter;
     t->join_waiter = nullptr;
@@ -200,42 +234,16 @@ inline void complete_task(TaskHeader* t) noexcept {
   t->state.fetch_and(~(kJoinNotifying | kJoinWaiter), std::memory_order_release);
 }
 
-// Called when a task cell is freed holding an exception nobody observed (a detached task threw).
-void report_unobserved_exception(std::exception_ptr e) noexcept;
-
-template <class T>
-struct TaskCell final : TaskHeader {
-  ResultSlot<std::conditional_t<std::is_void_v<T>, Unit, T>> result;
-
-  static void destroy_cell(TaskHeader* h) noexcept {
-    auto* cell = static_cast<TaskCell*>(h);
-    assert(!cell->root && "a task cell freed while its frame is alive");
-    if (cell->result.has_exception()) report_unobserved_exception(cell->result.exception());
-    cell->~TaskCell();
-    frame_deallocate(cell, sizeof(TaskCell));
-  }
-  static constexpr TaskVTable kVTable{&TaskCell::destroy_cell};
-
-  static TaskCell* create() {
-    void* mem = frame_allocate(sizeof(TaskCell));
-    auto* cell = ::new (mem) TaskCell();
-    cell->vtable = &kVTable;
-    return cell;
-  }
-};
-
 // Destroys the frame of a task that has not completed (abort, crash or shutdown): RAII unwinds it
-// at its suspension point, then the task completes as cancelled. Called by schedulers only, with
+// at its suspension point, then the task completes as destroyed. Called by schedulers only, with
 // the task's runtime current, since awaiters' destructors talk to it.
 inline void destroy_unfinished(TaskHeader* t) noexcept {
   assert(!t->is_complete());
   TaskHeader* saved = tls_current_task;
   tls_current_task = t;
-  std::coroutine_handle<> frame = std::exchange(t->root, nullptr);
-  if (frame) frame.destroy();
+  std::coroutine_handle<>::from_address(t->frame_address()).destroy();
   tls_current_task = saved;
-  t->cancelled = true;
-  complete_task(t);
+  complete_task(t, kDestroyed);
 }
 
 }  // namespace deja::detail

@@ -1,0 +1,189 @@
+// deja's benchmark program: the workloads of WORKLOADS.md (the contract shared with the Tokio and
+// Asio peers). Each workload checks its own result and exits non-zero when it is wrong.
+//   deja-bench <bench> [--rt mt|ct|sim] [--threads N] [--io epoll|uring] [--reps R] [--port P]
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "deja/deja.hpp"
+#include "deja/sync/mpsc.hpp"
+#include "deja/sync/oneshot.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Options {
+  std::string bench;
+  std::string rt = "ct";
+  int threads = 2;
+  std::string io = "epoll";
+  int reps = 5;
+  int port = 0;
+};
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(stderr,
+               "deja-bench: %s\nusage: deja-bench <bench> [--rt mt|ct|sim] [--threads N] [--io epoll|uring] [--reps R] [--port P]\n"
+               "benches: spawn_join chained_spawn yield_many ping_pong mpsc_contended timer_churn\n",
+               why);
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  if (argc < 2) usage("missing bench name");
+  Options o;
+  o.bench = argv[1];
+  for (int i = 2; i < argc; i += 2) {
+    if (i + 1 >= argc) usage("a flag needs a value");
+    const std::string key = argv[i];
+    const std::string value = argv[i + 1];
+    try {
+      if (key == "--rt") o.rt = value;
+      else if (key == "--threads") o.threads = std::stoi(value);
+      else if (key == "--io") o.io = value;
+      else if (key == "--reps") o.reps = std::stoi(value);
+      else if (key == "--port") o.port = std::stoi(value);
+      else usage(("unknown flag " + key).c_str());
+    } catch (const std::logic_error&) {
+      usage(("bad value for " + key).c_str());
+    }
+  }
+  if (o.reps < 1) usage("--reps must be at least 1");
+  return o;
+}
+
+void check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "deja-bench: wrong result: %s\n", what);
+    std::exit(1);
+  }
+}
+
+// --- workloads ------------------------------------------------------------------------------
+
+deja::Task<std::uint64_t> value_task(std::uint64_t i) { co_return i; }
+
+deja::Task<void> spawn_join(std::uint64_t n) {
+  std::vector<deja::JoinHandle<std::uint64_t>> handles;
+  handles.reserve(n);
+  for (std::uint64_t i = 0; i < n; ++i) handles.push_back(deja::spawn(value_task(i)));
+  std::uint64_t sum = 0;
+  for (auto& h : handles) sum += co_await h;
+  check(sum == n * (n - 1) / 2, "spawn_join sum");
+}
+
+deja::Task<void> chain_link(std::uint64_t left, deja::oneshot::Sender<bool> done) {
+  if (left == 0) {
+    check(!done.send(true), "chained_spawn oneshot send");
+    co_return;
+  }
+  deja::spawn(chain_link(left - 1, std::move(done))).detach();
+}
+
+deja::Task<void> chained_spawn(std::uint64_t n) {
+  auto [tx, rx] = deja::oneshot::channel<bool>();
+  deja::spawn(chain_link(n, std::move(tx))).detach();
+  const bool ok = co_await rx;
+  check(ok, "chained_spawn completion");
+}
+
+deja::Task<void> yielder(int yields) {
+  for (int i = 0; i < yields; ++i) co_await deja::yield_now();
+}
+
+deja::Task<void> yield_many(int tasks, int yields) {
+  std::vector<deja::JoinHandle<void>> handles;
+  handles.reserve(static_cast<std::size_t>(tasks));
+  for (int t = 0; t < tasks; ++t) handles.push_back(deja::spawn(yielder(yields)));
+  for (auto& h : handles) co_await h;
+}
+
+deja::Task<void> echo(deja::mpsc::Receiver<std::uint64_t> in, deja::mpsc::Sender<std::uint64_t> out) {
+  while (auto v = co_await in.recv()) check(!co_await out.send(*v), "ping_pong echo send");
+}
+
+deja::Task<void> ping_pong(std::uint64_t rounds) {
+  auto [ping_tx, ping_rx] = deja::mpsc::channel<std::uint64_t>(1);
+  auto [pong_tx, pong_rx] = deja::mpsc::channel<std::uint64_t>(1);
+  auto echoer = deja::spawn(echo(std::move(ping_rx), std::move(pong_tx)));
+  for (std::uint64_t i = 0; i < rounds; ++i) {
+    check(!co_await ping_tx.send(i), "ping_pong send");
+    auto back = co_await pong_rx.recv();
+    check(back && *back == i, "ping_pong value");
+  }
+  { auto closing = std::move(ping_tx); }
+  co_await echoer;
+}
+
+deja::Task<void> producer(deja::mpsc::Sender<std::uint64_t> tx, std::uint64_t first, std::uint64_t count) {
+  for (std::uint64_t i = 0; i < count; ++i) check(!co_await tx.send(first + i), "mpsc_contended send");
+}
+
+deja::Task<void> mpsc_contended(std::uint64_t producers, std::uint64_t per) {
+  auto [tx, rx] = deja::mpsc::channel<std::uint64_t>(1024);
+  for (std::uint64_t p = 0; p < producers; ++p) deja::spawn(producer(tx, p * per, per)).detach();
+  { auto closing = std::move(tx); }
+  std::uint64_t sum = 0;
+  while (auto v = co_await rx.recv()) sum += *v;
+  const std::uint64_t n = producers * per;
+  check(sum == n * (n - 1) / 2, "mpsc_contended sum");
+}
+
+deja::Task<void> ready_now() { co_return; }
+
+deja::Task<void> timer_churn(std::uint64_t n) {
+  std::uint64_t fired = 0;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    auto winner = co_await deja::race(deja::sleep(10s), ready_now());
+    if (winner.index() == 0) ++fired;
+  }
+  check(fired == 0, "timer_churn: a 10 s timer fired");
+}
+
+struct Workload {
+  const char* name;
+  std::uint64_t ops;
+  std::function<deja::Task<void>()> make;
+};
+
+const std::vector<Workload>& workloads() {
+  static const std::vector<Workload> all = {
+      {"spawn_join", 100'000, [] { return spawn_join(100'000); }},
+      {"chained_spawn", 100'000, [] { return chained_spawn(100'000); }},
+      {"yield_many", 200'000, [] { return yield_many(200, 1'000); }},
+      {"ping_pong", 100'000, [] { return ping_pong(100'000); }},
+      {"mpsc_contended", 1'000'000, [] { return mpsc_contended(4, 250'000); }},
+      {"timer_churn", 1'000'000, [] { return timer_churn(1'000'000); }},
+  };
+  return all;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  if (o.rt != "ct") usage(("--rt " + o.rt + " is not available yet (only ct)").c_str());
+  if (o.io != "epoll") usage(("--io " + o.io + " is not available yet (only epoll)").c_str());
+  const auto& all = workloads();
+  const auto it = std::find_if(all.begin(), all.end(), [&](const Workload& w) { return o.bench == w.name; });
+  if (it == all.end()) usage(("unknown or not yet available bench " + o.bench).c_str());
+
+  deja::CurrentThreadRuntime rt;
+  std::vector<double> ns;
+  for (int r = 0; r < o.reps; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    rt.block_on(it->make());
+    ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(ns.begin(), ns.end());
+  std::printf("bench=%s impl=deja-%s ops=%llu ns_per_op=%.1f\n", it->name, o.rt.c_str(),
+              static_cast<unsigned long long>(it->ops), ns[ns.size() / 2] / static_cast<double>(it->ops));
+  return 0;
+}
