@@ -1,7 +1,11 @@
-// Slow paths of the frame allocator and the per-thread cleanup of cached blocks.
+// Slow paths of the frame allocator: carving chunks, and the shared list that collects the free
+// blocks of exiting threads.
 #include "deja/detail/frame_allocator.hpp"
 
+#include <atomic>
+#include <mutex>
 #include <new>
+#include <vector>
 
 namespace deja::detail {
 
@@ -9,45 +13,102 @@ thread_local constinit FrameCache tls_frame_cache{};
 
 namespace {
 
-// Set once this thread's cache has been released at thread exit: from then on nothing is cached.
-thread_local constinit bool tls_cache_released = false;
+// Chunks stay reachable from here (so leak checkers see them as in use) for the process lifetime.
+struct SharedPool {
+  std::mutex lock;
+  std::vector<void*> chunks;
+  FreeBlock* free[kSizeClasses] = {};
+  std::atomic<bool> has_free{false};  // lets the carving path skip the lock when nothing is shared
+};
 
-// Rounded up to the size class so that a block can be cached under its class whatever size it
-// is later freed with.
-std::size_t rounded(std::size_t size) noexcept {
-  return size <= kMaxPooledSize && size != 0 ? (frame_size_class(size) + 1) * kFrameGranule : size;
+SharedPool& shared_pool() {
+  static SharedPool* pool = new SharedPool();  // never destroyed: frames may be freed at exit
+  return *pool;
 }
+
+thread_local constinit bool tls_cache_released = false;
 
 struct CacheReleaser {
   ~CacheReleaser() {
     FrameCache& cache = tls_frame_cache;
+    SharedPool& pool = shared_pool();
+    std::lock_guard guard(pool.lock);
     for (std::size_t cls = 0; cls < kSizeClasses; ++cls) {
       while (FreeBlock* block = cache.free[cls]) {
         cache.free[cls] = block->next;
-        ::operator delete(block);
+        block->next = pool.free[cls];
+        pool.free[cls] = block;
+        pool.has_free.store(true, std::memory_order_release);
       }
     }
-    cache.cached_bytes = 0;
-    // Blocks freed by destructors that run after this one go to the system.
-    cache.cleanup_registered = false;
+    cache.active = false;
     tls_cache_released = true;
   }
 };
 
-void register_cleanup() {
-  if (tls_cache_released) return;
+bool ensure_active() {
+  FrameCache& cache = tls_frame_cache;
+  if (cache.active) return true;
+  if (tls_cache_released) return false;
   thread_local CacheReleaser releaser;
   (void)releaser;
-  tls_frame_cache.cleanup_registered = true;
+  cache.active = true;
+  return true;
 }
 
 }  // namespace
 
 void* frame_allocate_slow(std::size_t size) {
-  if (!tls_frame_cache.cleanup_registered) register_cleanup();
-  return ::operator new(rounded(size));
+  if (size == 0 || size > kMaxPooledSize) return ::operator new(size);
+  const std::size_t cls = frame_size_class(size);
+  const std::size_t bytes = (cls + 1) * kFrameGranule;
+  SharedPool& pool = shared_pool();
+  if (!ensure_active()) {
+    std::lock_guard guard(pool.lock);
+    if (FreeBlock* block = pool.free[cls]) {
+      pool.free[cls] = block->next;
+      return block;
+    }
+    void* chunk = ::operator new(bytes);
+    pool.chunks.push_back(chunk);
+    return chunk;
+  }
+  FrameCache& cache = tls_frame_cache;
+  if (pool.has_free.load(std::memory_order_acquire)) {
+    std::lock_guard guard(pool.lock);
+    if (FreeBlock* block = pool.free[cls]) {
+      pool.free[cls] = block->next;
+      return block;
+    }
+  }
+  if (cache.chunk_end - cache.chunk_cursor < static_cast<std::ptrdiff_t>(bytes)) {
+    std::lock_guard guard(pool.lock);
+    {
+      // The tail of the old chunk is abandoned (less than one block of this class).
+      auto* chunk = static_cast<std::byte*>(::operator new(kFrameChunkSize));
+      pool.chunks.push_back(chunk);
+      cache.chunk_cursor = chunk;
+      cache.chunk_end = chunk + kFrameChunkSize;
+    }
+  }
+  void* block = cache.chunk_cursor;
+  cache.chunk_cursor += bytes;
+  return block;
 }
 
-void frame_deallocate_slow(void* p, std::size_t /*size*/) noexcept { ::operator delete(p); }
+void frame_deallocate_slow(void* p, std::size_t size) noexcept {
+  if (size == 0 || size > kMaxPooledSize) {
+    ::operator delete(p);
+    return;
+  }
+  // A pooled block freed by a thread without an active cache (exiting): share it.
+  SharedPool& pool = shared_pool();
+  std::lock_guard guard(pool.lock);
+  auto* block = static_cast<FreeBlock*>(p);
+  const std::size_t cls = frame_size_class(size);
+  block->next = pool.free[cls];
+  pool.free[cls] = block;
+  pool.has_free.store(true, std::memory_order_release);
+}
 
 }  // namespace deja::detail
