@@ -20,6 +20,7 @@ TaskHeader* make_spawned(Task<T>&& task, Scheduler* scheduler) {
     h.destroy();
     throw UsageError("deja: spawning a Task that was already started");
   }
+  h.promise().set_inline_state(InlineState::kSpawnedRoot);
   TaskHeader* t = header_of_frame(h.address());
   t->state.store(kSpawned, std::memory_order_relaxed);
   t->refs.store(2, std::memory_order_relaxed);

@@ -22,7 +22,7 @@ namespace detail {
 // child inline; if the child finishes before that call returns, await_suspend returns false and the
 // parent simply goes on, so a loop of a million synchronously completing awaits uses no stack,
 // whatever the compiler does with symmetric transfer (g++ 12 under ASan does not tail-call it).
-enum class InlineState : unsigned char { kIdle, kStarting, kFinishedInline, kSuspended };
+enum class InlineState : unsigned char { kIdle, kStarting, kFinishedInline, kSuspended, kSpawnedRoot };
 
 template <class T>
 using StoredType = std::conditional_t<std::is_void_v<T>, Unit, T>;
@@ -49,7 +49,7 @@ class PromiseStorage {
   PromiseStorage& operator=(const PromiseStorage&) = delete;
   ~PromiseStorage() {
     // A spawned task that threw and was never joined: say so rather than lose the error.
-    if (result.has_exception() && (header()->state.load(std::memory_order_relaxed) & kSpawned)) {
+    if (result.has_exception() && inline_state() == InlineState::kSpawnedRoot) {
       report_unobserved_exception(result.exception());
     }
   }
@@ -60,9 +60,6 @@ class PromiseStorage {
 
   InlineState inline_state() const noexcept { return static_cast<InlineState>(result.spare); }
   void set_inline_state(InlineState s) noexcept { result.spare = static_cast<std::uint8_t>(s); }
-  TaskHeader* header() noexcept {
-    return header_of_frame(std::coroutine_handle<Promise<T>>::from_promise(static_cast<Promise<T>&>(*this)).address());
-  }
 
   std::coroutine_handle<> continuation;
   ResultSlot<StoredType<T>> result;
@@ -90,11 +87,11 @@ class Promise<void> : public PromiseStorage<void> {
 template <class T>
 std::coroutine_handle<> FinalAwaiter<T>::await_suspend(std::coroutine_handle<Promise<T>> h) noexcept {
   Promise<T>& p = h.promise();
-  TaskHeader* header = header_of_frame(h.address());
-  if (header->state.load(std::memory_order_relaxed) & kSpawned) {
+  if (p.inline_state() == InlineState::kSpawnedRoot) {
     // The root of a spawned task: the frame stays, holding the result, until the JoinHandle
-    // takes it or the last reference goes.
-    complete_task(header, p.result.has_exception() ? static_cast<std::uint32_t>(kFailed) : 0u);
+    // takes it or the last reference goes. (Only spawned frames are known to have the header
+    // prefix: clang may elide the allocation of a frame that is simply awaited.)
+    complete_task(header_of_frame(h.address()), p.result.has_exception() ? static_cast<std::uint32_t>(kFailed) : 0u);
     return std::noop_coroutine();
   }
   if (p.inline_state() == InlineState::kStarting) {

@@ -79,7 +79,8 @@ inline void frame_deallocate(void* p, std::size_t size) noexcept {
   }
   frame_deallocate_slow(p, size);
 #else
-  ::operator delete(p, size);
+  (void)size;
+  ::operator delete(p);
 #endif
 }
 

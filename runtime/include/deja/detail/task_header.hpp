@@ -135,8 +135,9 @@ inline TaskHeader* header_of_frame(void* frame) noexcept {
   return std::launder(reinterpret_cast<TaskHeader*>(static_cast<std::byte*>(frame) - kTaskPrefix));
 }
 
-// Allocation of task frames: every frame gets the prefix. Its header is constructed here, unused
-// (no kSpawned) until the frame is spawned.
+// Allocation of task frames: every frame allocated through operator new gets the prefix (clang
+// may elide the allocation of a frame that is only awaited; such a frame is never spawned, since
+// spawning lets the handle escape). The header is constructed here, unused until spawned.
 inline void* allocate_task_frame(std::size_t n) {
   void* block = frame_allocate(kTaskPrefix + n);
   ::new (block) TaskHeader();
