@@ -31,7 +31,7 @@ constexpr std::int64_t kNsPerTick = 1'000'000;  // the wheel's resolution: 1 ms
 }  // namespace
 
 CurrentThreadRuntime::CurrentThreadRuntime(RuntimeOptions options)
-    : options_(options), epoch_(std::chrono::steady_clock::now()), wheel_(0) {
+    : options_(options), tasks_(options.max_tasks), epoch_(std::chrono::steady_clock::now()), wheel_(0) {
   if (options_.event_interval == 0) throw UsageError("deja: RuntimeOptions::event_interval must be at least 1");
   if (options_.max_events == 0) throw UsageError("deja: RuntimeOptions::max_events must be at least 1");
   context_.scheduler = this;
@@ -70,23 +70,6 @@ CurrentThreadRuntime::~CurrentThreadRuntime() {
 
 // --- scheduling -----------------------------------------------------------------------------
 
-void CurrentThreadRuntime::admit(TaskHeader* t) {
-  if (live_count_ >= options_.max_tasks) {
-    throw CapacityExceeded("deja: the runtime's task limit (RuntimeOptions::max_tasks) is reached");
-  }
-  t->id = next_task_id_++;
-  t->live_prev = nullptr;
-  t->live_next = live_head_;
-  if (live_head_) live_head_->live_prev = t;
-  live_head_ = t;
-  ++live_count_;
-}
-
-void CurrentThreadRuntime::make_ready(TaskHeader* t) noexcept {
-  t->state.store(t->state.load(std::memory_order_relaxed) | detail::kScheduled, std::memory_order_relaxed);
-  ready_.push(t);
-}
-
 void CurrentThreadRuntime::spawn(TaskHeader* t) {
   if (!on_owner_thread()) {
     std::lock_guard lock(remote_lock_);
@@ -94,8 +77,12 @@ void CurrentThreadRuntime::spawn(TaskHeader* t) {
     signal_remote();
     return;
   }
-  admit(t);
+  tasks_.admit(t);
   make_ready(t);
+}
+
+void CurrentThreadRuntime::make_ready(TaskHeader* t) {
+  if (tasks_.make_ready(t)) ready_.push(t);
 }
 
 void CurrentThreadRuntime::spawn_inline(TaskHeader* t) {
@@ -103,8 +90,9 @@ void CurrentThreadRuntime::spawn_inline(TaskHeader* t) {
     spawn(t);
     return;
   }
-  admit(t);
-  run_task(t);
+  tasks_.admit(t);
+  t->state.fetch_or(detail::kScheduled, std::memory_order_relaxed);
+  if (tasks_.run(t)) ready_.push(t);
 }
 
 void CurrentThreadRuntime::wake(TaskHeader* t) noexcept {
@@ -117,15 +105,7 @@ void CurrentThreadRuntime::wake(TaskHeader* t) noexcept {
     signal_remote();
     return;
   }
-  // Only this thread changes these bits, so plain loads and stores suffice.
-  const std::uint32_t s = t->state.load(std::memory_order_relaxed);
-  if (s & (detail::kComplete | detail::kScheduled)) return;
-  if (s & detail::kRunning) {
-    t->state.store(s | detail::kNotified, std::memory_order_relaxed);
-    return;
-  }
-  t->state.store(s | detail::kScheduled, std::memory_order_relaxed);
-  ready_.push(t);
+  make_ready(t);
 }
 
 void CurrentThreadRuntime::abort(TaskHeader* t) noexcept {
@@ -138,54 +118,14 @@ void CurrentThreadRuntime::abort(TaskHeader* t) noexcept {
     signal_remote();
     return;
   }
-  const std::uint32_t s = t->state.load(std::memory_order_relaxed);
-  if (s & (detail::kComplete | detail::kCancelled)) return;
-  if (!(s & (detail::kRunning | detail::kScheduled))) {
-    // Suspended and not queued: destroy it now, so that a race's losers are gone by the time the
-    // race returns.
-    t->state.store(s | detail::kCancelled | detail::kRunning, std::memory_order_relaxed);
-    detail::destroy_unfinished(t);
-    finish(t);
-    return;
-  }
-  t->state.store(s | detail::kCancelled, std::memory_order_relaxed);
-  wake(t);
-}
-
-void CurrentThreadRuntime::run_task(TaskHeader* t) noexcept {
-  std::uint32_t s = t->state.load(std::memory_order_relaxed);
-  t->state.store((s & ~detail::kScheduled) | detail::kRunning | detail::kStarted, std::memory_order_relaxed);
-  if (s & detail::kCancelled) {
-    detail::destroy_unfinished(t);
-    finish(t);
-    return;
-  }
-  TaskHeader* saved = detail::tls_current_task;
-  detail::tls_current_task = t;
-  t->resume_point.resume();
-  detail::tls_current_task = saved;
-  s = t->state.load(std::memory_order_acquire);
-  if (s & detail::kComplete) {
-    finish(t);
-    return;
-  }
-  t->state.store(s & ~(detail::kRunning | detail::kNotified), std::memory_order_relaxed);
-  if (s & detail::kNotified) make_ready(t);
-}
-
-void CurrentThreadRuntime::finish(TaskHeader* t) noexcept {
-  if (t->live_prev) t->live_prev->live_next = t->live_next; else live_head_ = t->live_next;
-  if (t->live_next) t->live_next->live_prev = t->live_prev;
-  t->live_prev = t->live_next = nullptr;
-  --live_count_;
-  t->state.fetch_and(~(detail::kRunning | detail::kScheduled | detail::kNotified), std::memory_order_relaxed);
-  t->release();
+  if (tasks_.abort(t)) ready_.push(t);
 }
 
 void CurrentThreadRuntime::run_until(TaskHeader* root) {
   for (;;) {
     for (std::uint32_t budget = options_.event_interval; budget != 0 && !ready_.empty(); --budget) {
-      run_task(ready_.pop());
+      TaskHeader* t = ready_.pop();
+      if (tasks_.run(t)) ready_.push(t);
       if (root->is_complete()) return;
     }
     if (root->is_complete()) return;
@@ -267,7 +207,7 @@ void CurrentThreadRuntime::drain_remote() {
         break;
       case RemoteOp::kSpawn:
         try {
-          admit(op.task);
+          tasks_.admit(op.task);
           make_ready(op.task);
         } catch (const CapacityExceeded&) {
           // The spawner is on another thread and already has its handle: the task completes as
@@ -370,12 +310,10 @@ void CurrentThreadRuntime::shutdown() noexcept {
     drain_remote();
   } catch (...) {
   }
-  while (live_head_ != nullptr) {
+  while (TaskHeader* t = tasks_.newest()) {
     // Destroying a frame can wake or spawn others; they are destroyed in later rounds.
     ready_.clear();
-    TaskHeader* t = live_head_;
-    if (!t->is_complete()) detail::destroy_unfinished(t);
-    finish(t);
+    tasks_.destroy(t);
   }
   ready_.clear();
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "deja/context.hpp"
+#include "deja/detail/local_tasks.hpp"
 #include "deja/detail/ready_queue.hpp"
 #include "deja/detail/task_header.hpp"
 #include "deja/detail/timer_wheel.hpp"
@@ -61,7 +62,7 @@ class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public I
   }
 
   RuntimeContext* context() noexcept { return &context_; }
-  std::size_t live_tasks() const noexcept { return live_count_; }
+  std::size_t live_tasks() const noexcept { return tasks_.size(); }
 
   // Scheduler
   void spawn(detail::TaskHeader* task) override;
@@ -80,10 +81,7 @@ class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public I
 
  private:
   bool on_owner_thread() const noexcept { return detail::tls_runtime == &context_; }
-  void admit(detail::TaskHeader* task);
-  void make_ready(detail::TaskHeader* task) noexcept;
-  void run_task(detail::TaskHeader* task) noexcept;
-  void finish(detail::TaskHeader* task) noexcept;
+  void make_ready(detail::TaskHeader* task);
   void run_until(detail::TaskHeader* root);
   // Polls the reactor (blocking up to `timeout_ms`, -1 forever) and fires due timers.
   void turn(int timeout_ms);
@@ -96,9 +94,7 @@ class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public I
   RuntimeOptions options_;
   RuntimeContext context_;
   detail::ReadyQueue ready_;
-  detail::TaskHeader* live_head_ = nullptr;
-  std::size_t live_count_ = 0;
-  std::uint32_t next_task_id_ = 1;
+  detail::LocalTasks tasks_;
 
   // Time: the wheel counts milliseconds since epoch_.
   std::chrono::steady_clock::time_point epoch_;

@@ -1,0 +1,114 @@
+// The lifecycle of tasks owned by a single-threaded scheduler (the current-thread runtime and the
+// simulator): admission, the wake/run/abort state transitions, and destruction at shutdown. The
+// owner keeps the ready queue; this decides when a task goes into it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "deja/detail/task_header.hpp"
+
+namespace deja::detail {
+
+class LocalTasks {
+ public:
+  explicit LocalTasks(std::size_t max_tasks) noexcept : max_tasks_(max_tasks) {}
+  LocalTasks(const LocalTasks&) = delete;
+  LocalTasks& operator=(const LocalTasks&) = delete;
+
+  std::size_t size() const noexcept { return count_; }
+  // Live tasks, newest first.
+  TaskHeader* newest() const noexcept { return head_; }
+
+  // Takes a new task into the live list. Throws CapacityExceeded past the limit.
+  void admit(TaskHeader* t) {
+    if (count_ >= max_tasks_) throw CapacityExceeded("deja: the runtime's task limit is reached");
+    t->id = next_id_++;
+    t->live_prev = nullptr;
+    t->live_next = head_;
+    if (head_) head_->live_prev = t;
+    head_ = t;
+    ++count_;
+  }
+
+  // Marks a new or woken task ready. Returns true if the caller must put it in its ready queue
+  // (false: already queued, finished, or running and now marked to run again).
+  bool make_ready(TaskHeader* t) noexcept {
+    const std::uint32_t s = t->state.load(std::memory_order_relaxed);
+    if (s & (kComplete | kScheduled)) return false;
+    if (s & kRunning) {
+      t->state.fetch_or(kNotified, std::memory_order_relaxed);
+      return false;
+    }
+    t->state.fetch_or(kScheduled, std::memory_order_relaxed);
+    return true;
+  }
+
+  // Requests cancellation. A suspended task that is not queued is destroyed now; otherwise it is
+  // marked, and the caller must queue it when this returns true.
+  bool abort(TaskHeader* t) noexcept {
+    const std::uint32_t s = t->state.load(std::memory_order_relaxed);
+    if (s & (kComplete | kCancelled)) return false;
+    if (!(s & (kRunning | kScheduled))) {
+      t->state.fetch_or(kCancelled | kRunning, std::memory_order_relaxed);
+      destroy_unfinished(t);
+      finish(t);
+      return false;
+    }
+    t->state.fetch_or(kCancelled, std::memory_order_relaxed);
+    return make_ready(t);
+  }
+
+  // Runs a ready task until it suspends or finishes (a cancelled one is destroyed instead).
+  // Returns true if it must be queued again.
+  bool run(TaskHeader* t) noexcept {
+    std::uint32_t s = t->state.load(std::memory_order_relaxed);
+    t->state.store((s & ~kScheduled) | kRunning | kStarted, std::memory_order_relaxed);
+    if (s & kCancelled) {
+      destroy_unfinished(t);
+      finish(t);
+      return false;
+    }
+    TaskHeader* saved = tls_current_task;
+    tls_current_task = t;
+    t->resume_point.resume();
+    tls_current_task = saved;
+    s = t->state.load(std::memory_order_acquire);
+    if (s & kComplete) {
+      finish(t);
+      return false;
+    }
+    t->state.fetch_and(~(kRunning | kNotified), std::memory_order_relaxed);
+    if (s & kNotified) {
+      t->state.fetch_or(kScheduled, std::memory_order_relaxed);
+      return true;
+    }
+    return false;
+  }
+
+  // Destroys `t` if it has not finished (a crash or shutdown) and drops it.
+  void destroy(TaskHeader* t) noexcept {
+    if (!t->is_complete()) {
+      t->state.fetch_or(kRunning, std::memory_order_relaxed);
+      destroy_unfinished(t);
+    }
+    finish(t);
+  }
+
+ private:
+  void finish(TaskHeader* t) noexcept {
+    if (t->live_prev) t->live_prev->live_next = t->live_next; else head_ = t->live_next;
+    if (t->live_next) t->live_next->live_prev = t->live_prev;
+    t->live_prev = t->live_next = nullptr;
+    --count_;
+    t->state.fetch_and(~(kRunning | kScheduled | kNotified), std::memory_order_relaxed);
+    t->release();
+  }
+
+  std::size_t max_tasks_;
+  std::size_t count_ = 0;
+  TaskHeader* head_ = nullptr;
+  std::uint32_t next_id_ = 1;
+};
+
+}  // namespace deja::detail
