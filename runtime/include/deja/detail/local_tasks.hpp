@@ -62,8 +62,10 @@ class LocalTasks {
   // Runs a ready task until it suspends or finishes (a cancelled one is destroyed instead).
   // Returns true if it must be queued again.
   bool run(TaskHeader* t) noexcept {
+    // Read-modify-write throughout: another thread may be registering a join waiter meanwhile.
     std::uint32_t s = t->state.load(std::memory_order_relaxed);
-    t->state.store((s & ~kScheduled) | kRunning | kStarted, std::memory_order_relaxed);
+    while (!t->state.compare_exchange_weak(s, (s & ~kScheduled) | kRunning | kStarted, std::memory_order_acq_rel)) {
+    }
     if (s & kCancelled) {
       destroy_unfinished(t);
       finish(t);
