@@ -13,10 +13,20 @@ __extension__ typedef unsigned __int128 Uint128;
 
 namespace detail {
 
+void print_unobserved_exception(const std::exception_ptr& e) noexcept;
+
 thread_local constinit RuntimeContext* tls_runtime = nullptr;
 thread_local constinit TaskHeader* tls_current_task = nullptr;
 
 void report_unobserved_exception(std::exception_ptr e) noexcept {
+  if (RuntimeContext* rt = tls_runtime; rt && rt->scheduler) {
+    rt->scheduler->on_unobserved_exception(std::move(e));
+    return;
+  }
+  print_unobserved_exception(e);
+}
+
+void print_unobserved_exception(const std::exception_ptr& e) noexcept {
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
@@ -26,7 +36,17 @@ void report_unobserved_exception(std::exception_ptr e) noexcept {
   }
 }
 
+[[noreturn]] void assertion_failed(const char* expr, const char* file, int line) {
+  std::string what = std::string("DEJA_ASSERT(") + expr + ") failed at " + file + ":" + std::to_string(line);
+  if (RuntimeContext* rt = tls_runtime; rt && rt->scheduler) rt->scheduler->on_assertion_failed(what);
+  throw AssertionFailed(what);
+}
+
 }  // namespace detail
+
+void Scheduler::on_unobserved_exception(std::exception_ptr e) noexcept { detail::print_unobserved_exception(e); }
+
+void Scheduler::on_assertion_failed(const std::string& what) noexcept { std::fprintf(stderr, "deja: %s\n", what.c_str()); }
 
 Clock::time_point Clock::now() noexcept {
   if (RuntimeContext* rt = detail::tls_runtime; rt && rt->time) return rt->time->now();

@@ -1,6 +1,7 @@
 // Everything a deja program needs from the runtime layer, in one include.
 #pragma once
 
+#include "deja/assert.hpp"
 #include "deja/context.hpp"
 #include "deja/current_thread_runtime.hpp"
 #include "deja/errors.hpp"

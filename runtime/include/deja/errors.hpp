@@ -33,4 +33,10 @@ class CapacityExceeded : public std::length_error {
   using std::length_error::length_error;
 };
 
+// Thrown by a failed DEJA_ASSERT.
+class AssertionFailed : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
 }  // namespace deja

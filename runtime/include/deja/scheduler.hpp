@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
+#include <string>
 
 namespace deja::detail {
 struct TaskHeader;
@@ -31,6 +33,14 @@ class Scheduler {
   // before abort returns when called on the scheduler's thread; otherwise when the scheduler next
   // reaches it. Thread-safe.
   virtual void abort(detail::TaskHeader* task) noexcept = 0;
+
+  // A spawned task's exception was never observed (it was detached, or its handle dropped). The
+  // production runtimes print it; the simulator fails the run.
+  virtual void on_unobserved_exception(std::exception_ptr e) noexcept;
+
+  // A DEJA_ASSERT failed in one of this scheduler's tasks (the assertion then throws
+  // deja::AssertionFailed). The simulator fails the run even if the exception is caught.
+  virtual void on_assertion_failed(const std::string& what) noexcept;
 };
 
 }  // namespace deja
