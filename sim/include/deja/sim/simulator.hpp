@@ -1,0 +1,92 @@
+// The deterministic simulator: runs unchanged deja code on one thread, with virtual time, and
+// every nondeterministic choice (which ready task runs, timer ties, random values, buggify) drawn
+// from one decision source and recorded, so any run replays exactly from its seed or its log.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "deja/sim/decision_source.hpp"
+#include "deja/task.hpp"
+#include "deja/time.hpp"
+
+namespace deja::sim {
+
+enum class Strategy {
+  kRandomWalk,  // every step runs a uniformly chosen ready task
+  kPct,         // probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010)
+};
+
+struct Config {
+  std::uint64_t seed = 0;
+  Strategy strategy = Strategy::kRandomWalk;
+  // PCT: bug depth d (d - 1 priority change points) and the step count the change points are
+  // spread over.
+  std::uint32_t pct_depth = 3;
+  std::uint64_t pct_steps = 1000;
+  // A run that takes more task steps, or more virtual time, fails.
+  std::uint64_t max_steps = 10'000'000;
+  Duration max_virtual_time = std::chrono::hours(24 * 365);
+  // Replays this decision log instead of drawing from the seed (DEJA_REPLAY).
+  std::optional<std::vector<std::uint64_t>> replay;
+  // Draws decisions from here instead (a fuzzer's bytes, a rapidcheck generator). Not owned.
+  DecisionSource* source = nullptr;
+  // How many trace events the report keeps (the hash covers all of them).
+  std::size_t trace_capacity = 4096;
+  // What the replay line runs: defaults to this program and no arguments.
+  std::string replay_program;
+  std::string replay_args;
+};
+
+struct Decision {
+  std::uint64_t bound;  // 0: a full 64-bit draw
+  std::uint64_t value;
+};
+
+class Outcome {
+ public:
+  bool failed() const noexcept { return !failure_.empty(); }
+  // Why the run failed ("" if it did not).
+  const std::string& failure() const noexcept { return failure_; }
+  // A readable account: the failure, the last trace events, and a final line starting "replay: ".
+  std::string report() const;
+  // The shell command that reproduces this run exactly.
+  std::string replay_command() const;
+  std::uint64_t trace_hash() const noexcept { return trace_hash_; }
+  const std::vector<Decision>& decisions() const noexcept { return decisions_; }
+  std::vector<std::uint64_t> decision_values() const;
+  std::string replay_token() const;
+  std::uint64_t steps() const noexcept { return steps_; }
+  Duration virtual_elapsed() const noexcept { return virtual_elapsed_; }
+  std::uint64_t seed() const noexcept { return seed_; }
+  const std::vector<std::string>& trace_tail() const noexcept { return trace_tail_; }
+
+ private:
+  friend class Simulator;
+  std::string failure_;
+  std::uint64_t trace_hash_ = 0;
+  std::vector<Decision> decisions_;
+  std::uint64_t steps_ = 0;
+  Duration virtual_elapsed_{};
+  std::uint64_t seed_ = 0;
+  bool seeded_ = true;
+  std::string replay_program_;
+  std::string replay_args_;
+  std::vector<std::string> trace_tail_;
+};
+
+// Runs `main()` to completion under the simulator. Throws UsageError if called inside a runtime.
+Outcome run(const Config& config, std::function<Task<void>()> main);
+
+// Records a line in the simulator's trace (and its hash); does nothing outside the simulator.
+void log(std::string_view line);
+
+// True while the current thread runs a simulation.
+bool in_simulation() noexcept;
+
+}  // namespace deja::sim

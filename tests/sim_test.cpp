@@ -1,0 +1,175 @@
+// The simulator: virtual time, determinism, replay by seed and by token, failure detection.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "deja/deja.hpp"
+#include "deja/sim/replay_token.hpp"
+#include "deja/sim/seeds.hpp"
+#include "deja/sim/simulator.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string this_test() { return "\"" + Catch::getResultCapture().getCurrentTestName() + "\""; }
+
+// Two tasks increment a shared counter with a read, an await, and a write: a lost update that only
+// some interleavings show.
+deja::Task<void> increment(std::shared_ptr<int> counter) {
+  const int seen = *counter;
+  co_await deja::yield_now();
+  *counter = seen + 1;
+}
+
+deja::Task<void> lost_update() {
+  auto counter = std::make_shared<int>(0);
+  auto a = deja::spawn(increment(counter));
+  auto b = deja::spawn(increment(counter));
+  co_await a;
+  co_await b;
+  DEJA_ASSERT(*counter == 2);
+}
+
+deja::Task<void> sleepy_workers() {
+  std::vector<deja::JoinHandle<void>> hs;
+  for (int i = 0; i < 10; ++i) {
+    hs.push_back(deja::spawn([](int k) -> deja::Task<void> {
+      for (int j = 0; j < 5; ++j) {
+        co_await deja::sleep(std::chrono::milliseconds(1 + deja::random_below(50)));
+        deja::sim::log("worker " + std::to_string(k) + " woke");
+      }
+    }(i)));
+  }
+  for (auto& h : hs) co_await h;
+}
+
+}  // namespace
+
+TEST_CASE("simulated time jumps to the next timer instead of waiting") {
+  auto body = []() -> deja::Task<void> {
+    const auto start = deja::now();
+    co_await deja::sleep(1h);
+    DEJA_ASSERT(deja::now() - start >= 1h);
+  };
+  const auto wall = std::chrono::steady_clock::now();
+  deja::sim::Outcome o = deja::sim::run({}, body);
+  REQUIRE_FALSE(o.failed());
+  REQUIRE(o.virtual_elapsed() >= 1h);
+  REQUIRE(std::chrono::steady_clock::now() - wall < 10min);  // not waiting for real (a generous bound)
+}
+
+TEST_CASE("the same seed gives the same trace hash and decisions; 20 seeds") {
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    deja::sim::Config c;
+    c.seed = seed;
+    const auto a = deja::sim::run(c, sleepy_workers);
+    const auto b = deja::sim::run(c, sleepy_workers);
+    INFO("seed " << seed);
+    REQUIRE_FALSE(a.failed());
+    REQUIRE(a.trace_hash() == b.trace_hash());
+    REQUIRE(a.decision_values() == b.decision_values());
+  }
+  deja::sim::Config c1, c2;
+  c1.seed = 1;
+  c2.seed = 2;
+  REQUIRE(deja::sim::run(c1, sleepy_workers).trace_hash() != deja::sim::run(c2, sleepy_workers).trace_hash());
+}
+
+TEST_CASE("the simulator finds a lost update and the replay line reproduces it; up to 200 seeds") {
+  deja::sim::SweepOptions opts;
+  opts.default_seeds = 200;
+  opts.replay_args = this_test();
+  const auto sweep = deja::sim::sweep(lost_update, opts);
+  REQUIRE(sweep.first_failure.has_value());
+  const deja::sim::Outcome& failure = *sweep.first_failure;
+  REQUIRE(failure.failure().find("DEJA_ASSERT(*counter == 2)") != std::string::npos);
+  const std::string report = failure.report();
+  REQUIRE(report.find("replay: DEJA_SEED=") != std::string::npos);
+
+  // Replay by seed and by token: same failure, same trace hash.
+  deja::sim::Config by_seed;
+  by_seed.seed = failure.seed();
+  const auto again = deja::sim::run(by_seed, lost_update);
+  REQUIRE(again.failed());
+  REQUIRE(again.trace_hash() == failure.trace_hash());
+
+  deja::sim::Config by_token;
+  by_token.replay = deja::sim::decode_replay_token(failure.replay_token());
+  const auto replayed = deja::sim::run(by_token, lost_update);
+  REQUIRE(replayed.failed());
+  REQUIRE(replayed.trace_hash() == failure.trace_hash());
+  REQUIRE(replayed.replay_command().find("DEJA_REPLAY=d1.") != std::string::npos);
+}
+
+TEST_CASE("PCT also finds the lost update; up to 200 seeds") {
+  deja::sim::SweepOptions opts;
+  opts.default_seeds = 200;
+  opts.base.strategy = deja::sim::Strategy::kPct;
+  opts.base.pct_depth = 2;
+  opts.base.pct_steps = 10;
+  opts.replay_args = this_test();
+  const auto sweep = deja::sim::sweep(lost_update, opts);
+  REQUIRE(sweep.first_failure.has_value());
+}
+
+TEST_CASE("a run past its virtual-time limit fails") {
+  auto blocked = []() -> deja::Task<void> { co_await deja::sleep(24h * 400); };
+  deja::sim::Config c;
+  c.max_virtual_time = 24h;
+  const auto o = deja::sim::run(c, blocked);
+  REQUIRE(o.failed());
+  REQUIRE(o.failure().find("virtual time limit") != std::string::npos);
+}
+
+TEST_CASE("a step limit stops a livelock") {
+  auto spin = []() -> deja::Task<void> {
+    for (;;) co_await deja::yield_now();
+  };
+  deja::sim::Config c;
+  c.max_steps = 1000;
+  const auto o = deja::sim::run(c, spin);
+  REQUIRE(o.failed());
+  REQUIRE(o.failure().find("step limit") != std::string::npos);
+  REQUIRE(o.steps() == 1000);
+}
+
+TEST_CASE("an exception nobody observes fails the run") {
+  auto body = []() -> deja::Task<void> {
+    deja::spawn([]() -> deja::Task<void> {
+      co_await deja::yield_now();
+      throw std::runtime_error("lost in a detached task");
+    }()).detach();
+    co_await deja::sleep(1s);
+  };
+  const auto o = deja::sim::run({}, body);
+  REQUIRE(o.failed());
+  REQUIRE(o.failure().find("lost in a detached task") != std::string::npos);
+}
+
+TEST_CASE("a malformed or truncated replay token is a clear error") {
+  const std::string token = deja::sim::encode_replay_token({1, 2, 3, 1000000, 7});
+  REQUIRE(deja::sim::decode_replay_token(token) == std::vector<std::uint64_t>{1, 2, 3, 1000000, 7});
+  REQUIRE_THROWS_WITH(deja::sim::decode_replay_token("x1.abc"), Catch::Contains("must start with"));
+  REQUIRE_THROWS_WITH(deja::sim::decode_replay_token(token.substr(0, token.size() - 3)), Catch::Contains("truncated") || Catch::Contains("checksum"));
+  REQUIRE_THROWS_WITH(deja::sim::decode_replay_token("d1.!!!"), Catch::Contains("invalid character"));
+}
+
+TEST_CASE("buggify never fires in production and fires by decision in the simulator") {
+  auto count_fired = []() -> deja::Task<int> {
+    int fired = 0;
+    for (int i = 0; i < 1000; ++i) fired += deja::buggify(0.5) ? 1 : 0;
+    co_return fired;
+  };
+  REQUIRE(deja::block_on(count_fired()) == 0);
+  auto body = [&]() -> deja::Task<void> {
+    const int fired = co_await count_fired();
+    DEJA_ASSERT(fired > 300 && fired < 700);
+  };
+  deja::sim::Config c;
+  c.seed = 7;
+  REQUIRE_FALSE(deja::sim::run(c, body).failed());
+}
