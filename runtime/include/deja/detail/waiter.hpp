@@ -5,6 +5,7 @@
 
 #include <cassert>
 #include <cstddef>
+#include <cstdint>
 
 namespace deja::detail {
 
@@ -19,6 +20,15 @@ struct Waiter {
   bool linked = false;
 
   void notify() noexcept;  // defined in task_header.hpp
+};
+
+// A waiter that is handed what it waits for (a lock, permits, a slot) before it is woken, so that
+// its resume is exact. If its task is destroyed between the grant and the resume, the awaiter's
+// destructor gives the grant back.
+struct GrantWaiter : Waiter {
+  bool granted = false;
+  bool exclusive = false;    // RwLock: a writer
+  std::uint64_t amount = 0;  // Semaphore: permits asked for
 };
 
 // FIFO intrusive list of waiters. Not synchronised: the owning primitive holds its own lock.
