@@ -60,11 +60,11 @@ class [[nodiscard]] JoinHandle {
       ~Release() { c->release(); }
     } release{cell};
     if (cell->was_destroyed()) throw TaskCancelled();
-    auto& promise = std::coroutine_handle<detail::Promise<T>>::from_address(cell->frame_address()).promise();
+    auto* slot = std::launder(static_cast<detail::ResultSlot<detail::StoredType<T>>*>(detail::dead_result(cell->frame_address())));
     if constexpr (std::is_void_v<T>) {
-      promise.result.take();
+      slot->take();
     } else {
-      return promise.result.take();
+      return slot->take();
     }
   }
 

@@ -47,12 +47,7 @@ class PromiseStorage {
   PromiseStorage() = default;
   PromiseStorage(const PromiseStorage&) = delete;
   PromiseStorage& operator=(const PromiseStorage&) = delete;
-  ~PromiseStorage() {
-    // A spawned task that threw and was never joined: say so rather than lose the error.
-    if (result.has_exception() && inline_state() == InlineState::kSpawnedRoot) {
-      report_unobserved_exception(result.exception());
-    }
-  }
+  ~PromiseStorage() = default;
 
   std::suspend_always initial_suspend() const noexcept { return {}; }
   FinalAwaiter<T> final_suspend() const noexcept { return {}; }
@@ -88,10 +83,26 @@ template <class T>
 std::coroutine_handle<> FinalAwaiter<T>::await_suspend(std::coroutine_handle<Promise<T>> h) noexcept {
   Promise<T>& p = h.promise();
   if (p.inline_state() == InlineState::kSpawnedRoot) {
-    // The root of a spawned task: the frame stays, holding the result, until the JoinHandle
-    // takes it or the last reference goes. (Only spawned frames are known to have the header
-    // prefix: clang may elide the allocation of a frame that is simply awaited.)
-    complete_task(header_of_frame(h.address()), p.result.has_exception() ? static_cast<std::uint32_t>(kFailed) : 0u);
+    // The root of a spawned task (only spawned frames are known to have the header prefix: clang
+    // may elide the allocation of a frame that is simply awaited). Its frame goes now, so that
+    // what its locals and parameters hold is released as soon as it finishes; the result moves
+    // into the dead frame's bytes, where the JoinHandle takes it.
+    using Slot = ResultSlot<StoredType<T>>;
+    static_assert(alignof(Slot) <= kDeadResultOffset, "a spawned task's result type is over-aligned");
+    Slot result;
+    result.take_from(p.result);
+    const std::uint32_t outcome = result.has_exception() ? static_cast<std::uint32_t>(kFailed) : 0u;
+    void* frame = h.address();
+    TaskHeader* header = header_of_frame(frame);
+    h.destroy();  // the header holds references, so the block stays (a DeadFrame)
+    ::new (dead_result(frame)) Slot();
+    std::launder(static_cast<Slot*>(dead_result(frame)))->take_from(result);
+    dead_frame(frame)->destroy_result = [](void* slot) noexcept {
+      auto* s = std::launder(static_cast<Slot*>(slot));
+      if (s->has_exception()) report_unobserved_exception(s->exception());
+      s->~Slot();
+    };
+    complete_task(header, outcome);
     return std::noop_coroutine();
   }
   if (p.inline_state() == InlineState::kStarting) {

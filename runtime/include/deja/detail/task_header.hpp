@@ -80,6 +80,13 @@ class ResultSlot {
     return v;
   }
 
+  // Moves whatever `other` holds into this (empty) slot; `other` is left empty.
+  void take_from(ResultSlot& other) {
+    if (other.kind_ == Kind::kValue) set_value(std::move(other.value_));
+    else if (other.kind_ == Kind::kError) set_exception(std::move(other.error_));
+    other.reset();
+  }
+
   void reset() noexcept {
     if (kind_ == Kind::kValue) value_.~T();
     else if (kind_ == Kind::kError) error_.~exception_ptr();
@@ -144,8 +151,19 @@ inline void* allocate_task_frame(std::size_t n) {
   return static_cast<std::byte*>(block) + kTaskPrefix;
 }
 
-// A frame of a spawned task whose header is still referenced keeps its block until the last
-// release; the frame size is parked in the dead frame's first bytes for that.
+// When a spawned task finishes, its frame is destroyed at once (its locals and parameters go, as a
+// finished Rust future is dropped) but its block stays while the header is referenced. The dead
+// frame's bytes then hold: the frame size, a function that destroys the result, and the result.
+struct DeadFrame {
+  std::size_t frame_size;
+  void (*destroy_result)(void* result) noexcept;
+};
+inline constexpr std::size_t kDeadResultOffset = 16;
+static_assert(sizeof(DeadFrame) <= kDeadResultOffset);
+
+inline DeadFrame* dead_frame(void* frame) noexcept { return static_cast<DeadFrame*>(frame); }
+inline void* dead_result(void* frame) noexcept { return static_cast<std::byte*>(frame) + kDeadResultOffset; }
+
 inline void deallocate_task_frame(void* frame, std::size_t n) noexcept {
   TaskHeader* h = header_of_frame(frame);
   if (h->refs.load(std::memory_order_acquire) == 0) {
@@ -153,9 +171,12 @@ inline void deallocate_task_frame(void* frame, std::size_t n) noexcept {
     frame_deallocate(h, kTaskPrefix + n);
     return;
   }
-  *static_cast<std::size_t*>(frame) = n;
+  ::new (frame) DeadFrame{n, nullptr};
   h->state.fetch_or(kFrameGone, std::memory_order_acq_rel);
 }
+
+// Called when a spawned task's result is destroyed holding an exception nobody observed.
+void report_unobserved_exception(std::exception_ptr e) noexcept;
 
 inline void TaskHeader::release() noexcept {
   if (refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
@@ -164,13 +185,13 @@ inline void TaskHeader::release() noexcept {
     std::coroutine_handle<>::from_address(frame_address()).destroy();
     return;
   }
-  const std::size_t n = *static_cast<std::size_t*>(frame_address());
+  DeadFrame* dead = dead_frame(frame_address());
+  const std::size_t n = dead->frame_size;
+  if (dead->destroy_result) dead->destroy_result(dead_result(frame_address()));
   this->~TaskHeader();
   frame_deallocate(this, kTaskPrefix + n);
 }
 
-// Called when a spawned task's frame is destroyed holding an exception nobody observed.
-void report_unobserved_exception(std::exception_ptr e) noexcept;
 
 // The current task of this thread: set by the scheduler around every resume.
 extern thread_local constinit TaskHeader* tls_current_task;

@@ -1,4 +1,16 @@
-// deja::Barrier: n tasks wait until all n have arrived; one of each generation is the leader.
+// deja::Barrier: n tasks wait until all n have arrived, then all go on; reusable, one generation
+// after another, like tokio::sync::Barrier.
+//
+//   deja::Barrier b(3);
+//   deja::BarrierWaitResult r = co_await b.wait();  // the 3rd arrival releases all three
+//   if (r.is_leader()) { ... }                      // exactly one per generation: the last arrival
+//
+// Cancellation: a task destroyed while waiting at the barrier (abort, a lost race, a timeout) no
+// longer counts as arrived, so the generation still needs n live arrivals. A task destroyed after
+// its generation was released but before it ran changes nothing: the generation is complete.
+//
+// Lifetime: a Barrier must outlive the awaitables made from it (asserted in debug builds).
+// Thread-safe.
 #pragma once
 
 #include <cassert>
@@ -6,7 +18,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
-#include <vector>
 
 #include "deja/detail/task_header.hpp"
 #include "deja/detail/waiter.hpp"
@@ -17,7 +28,7 @@ namespace deja {
 class BarrierWaitResult {
  public:
   explicit BarrierWaitResult(bool leader) noexcept : leader_(leader) {}
-  // Exactly one task of each generation is the leader (the last to arrive).
+  // Exactly one task of each generation is the leader: the last to arrive.
   bool is_leader() const noexcept { return leader_; }
 
  private:
@@ -26,7 +37,7 @@ class BarrierWaitResult {
 
 class Barrier {
  public:
-  // n == 0 throws UsageError.
+  // The barrier releases every n arrivals. n == 0 throws UsageError.
   explicit Barrier(std::size_t n) : n_(n) {
     if (n == 0) throw UsageError("deja::Barrier needs at least one task");
   }
@@ -34,48 +45,55 @@ class Barrier {
   Barrier& operator=(const Barrier&) = delete;
   ~Barrier() { assert(waiters_.empty() && "deja::Barrier destroyed while awaited"); }
 
-  class WaitAwaiter {
+  // Awaitable of wait(). Movable until awaited (the combinators take awaitables by value).
+  class [[nodiscard]] WaitAwaiter {
    public:
-    explicit WaitAwaiter(Barrier& b) noexcept : barrier_(b) {}
+    explicit WaitAwaiter(Barrier& b) noexcept : barrier_(&b) {}
+    WaitAwaiter(WaitAwaiter&& other) noexcept : barrier_(other.barrier_) { assert(!other.parked_); }
     WaitAwaiter(const WaitAwaiter&) = delete;
     WaitAwaiter& operator=(const WaitAwaiter&) = delete;
+    WaitAwaiter& operator=(WaitAwaiter&&) = delete;
+
     ~WaitAwaiter() {
       if (!parked_) return;
-      std::lock_guard lock(barrier_.lock_);
+      std::lock_guard lock(barrier_->lock_);
       if (waiter_.linked) {
-        // A task destroyed while waiting no longer counts as arrived.
-        barrier_.waiters_.remove(waiter_);
-        --barrier_.arrived_;
+        // Destroyed while waiting: it no longer counts as arrived.
+        barrier_->waiters_.remove(waiter_);
+        --barrier_->arrived_;
       }
+      // Released (granted) but destroyed before it ran: its generation is complete regardless.
     }
-    bool await_ready() noexcept { return false; }
-    bool await_suspend(std::coroutine_handle<> h) {
+
+    // Arriving always takes the lock once, in await_suspend.
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
       waiter_.task = detail::park_current(h, "Barrier::wait");
-      std::unique_lock lock(barrier_.lock_);
-      if (++barrier_.arrived_ < barrier_.n_) {
-        barrier_.waiters_.push_back(waiter_);
+      std::lock_guard lock(barrier_->lock_);
+      if (++barrier_->arrived_ < barrier_->n_) {
+        barrier_->waiters_.push_back(waiter_);
         parked_ = true;
         return true;
       }
-      barrier_.arrived_ = 0;
-      ++barrier_.generation_;
-      std::vector<detail::TaskHeader*> wake;
-      while (auto* w = static_cast<detail::GrantWaiter*>(barrier_.waiters_.pop_front())) {
+      // The last arrival: a new generation begins, and this task is its leader.
+      barrier_->arrived_ = 0;
+      ++barrier_->generation_;
+      // Woken under lock_, so that a woken task cannot be destroyed before the wake is done.
+      while (auto* w = static_cast<detail::GrantWaiter*>(barrier_->waiters_.pop_front())) {
         w->granted = true;
-        wake.push_back(w->task);
+        w->notify();  // the last access to that awaiter
       }
-      lock.unlock();
-      for (auto* t : wake) detail::wake(t);
       leader_ = true;
       return false;
     }
     BarrierWaitResult await_resume() noexcept {
+      assert(!parked_ || waiter_.granted);
       parked_ = false;
       return BarrierWaitResult(leader_);
     }
 
    private:
-    Barrier& barrier_;
+    Barrier* barrier_;
     detail::GrantWaiter waiter_;
     bool parked_ = false;
     bool leader_ = false;
@@ -84,15 +102,21 @@ class Barrier {
   // Waits until n tasks (this one included) have called wait() in this generation.
   WaitAwaiter wait() noexcept { return WaitAwaiter{*this}; }
 
+  // How many generations have been released so far.
   std::uint64_t generation() const noexcept {
     std::lock_guard lock(lock_);
     return generation_;
+  }
+  // Tasks waiting in the current generation.
+  std::size_t waiting() const noexcept {
+    std::lock_guard lock(lock_);
+    return arrived_;
   }
 
  private:
   mutable std::mutex lock_;
   std::size_t n_;
-  std::size_t arrived_ = 0;
+  std::size_t arrived_ = 0;  // in the current generation, all of them waiting
   std::uint64_t generation_ = 0;
   detail::WaitList waiters_;
 };

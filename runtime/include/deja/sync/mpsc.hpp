@@ -1,337 +1,465 @@
-// deja::mpsc: multi-producer, single-consumer channels, bounded (senders wait for room, FIFO) and
-// unbounded (up to a hard limit). The channel closes when every Sender or the Receiver is gone.
+// deja::mpsc: multi-producer, single-consumer channels, like tokio::sync::mpsc. channel(capacity)
+// is bounded (senders wait for room); unbounded_channel() never makes a sender wait, up to a hard
+// limit of kMaxCapacity queued messages past which sending reports ChannelErrc::kFull.
+//
+//   auto [tx, rx] = deja::mpsc::channel<int>(16);
+//   std::error_code ec = co_await tx.send(1);        // kClosed once the receiver is gone
+//   while (std::optional<int> v = co_await rx.recv()) use(*v);  // nullopt: all senders gone
+//
+// Cancellation: destroying a task suspended in send() or recv() (JoinHandle::abort, race) loses
+// nothing. A send that did not complete never enqueued its value; a send that completed can be
+// received while the receiver lives. A woken sender owns a reserved slot until it resumes; if it
+// is destroyed first, the slot passes to the next waiting sender.
+//
+// Wakes are grants, so resumes are exact: a woken receiver has a queued message claimed for it,
+// a woken sender a reserved slot. Several tasks may receive through one Receiver (by reference);
+// each message goes to one of them, in queue order.
+//
+// A Sender or Receiver must outlive the send()/recv() awaitables made from it.
 #pragma once
 
 #include <cassert>
 #include <coroutine>
 #include <cstddef>
-#include <cstdint>
-#include <deque>
-#include <memory>
 #include <mutex>
 #include <optional>
 #include <system_error>
+#include <type_traits>
 #include <utility>
-#include <vector>
 
 #include "deja/detail/task_header.hpp"
 #include "deja/detail/waiter.hpp"
 #include "deja/errors.hpp"
 #include "deja/sync/channel_error.hpp"
+#include "deja/sync/ring_buffer.hpp"
 
 namespace deja::mpsc {
 
-// An unbounded channel refuses sends (ChannelErrc::kFull) past this many queued messages rather
-// than grow without limit.
-inline constexpr std::size_t kUnboundedLimit = std::size_t{1} << 26;
+// The largest capacity of a bounded channel, and the most messages an unbounded channel queues.
+inline constexpr std::size_t kMaxCapacity = std::size_t{1} << 26;
+
+template <class T>
+class Sender;
+template <class T>
+class Receiver;
+template <class T>
+std::pair<Sender<T>, Receiver<T>> channel(std::size_t capacity);
+template <class T>
+std::pair<Sender<T>, Receiver<T>> unbounded_channel(std::size_t limit = kMaxCapacity);
 
 namespace detail {
 
+using deja::detail::GrantWaiter;
+using deja::detail::WaitList;
+using deja::detail::Waiter;
+
 template <class T>
-struct Channel {
-  Channel(std::size_t cap, bool is_unbounded) : capacity(cap), unbounded(is_unbounded) {}
+struct Chan {
+  Chan(std::size_t cap, bool is_bounded) noexcept : queue(cap), capacity(cap), bounded(is_bounded) {}
 
   std::mutex lock;
-  std::deque<T> queue;
-  std::size_t capacity;
-  bool unbounded;
-  std::size_t reserved = 0;  // slots granted to woken senders that have not filled them yet
+  deja::detail::RingBuffer<T> queue;
+  const std::size_t capacity;  // queued + reserved never exceeds it
+  std::size_t reserved = 0;    // slots granted to woken senders that have not pushed yet
+  std::size_t claimed = 0;     // queued messages granted to woken receivers not yet resumed
   std::size_t senders = 1;
+  const bool bounded;
+  bool closed = false;  // Receiver::close() or the receiver is gone: sends fail
   bool receiver_alive = true;
-  bool closed = false;  // by the receiver (close() or drop)
-  deja::detail::WaitList send_waiters;
-  deja::detail::Waiter* recv_waiter = nullptr;
+  WaitList recv_waiters;   // GrantWaiters of suspended receives, FIFO
+  WaitList send_waiters;   // GrantWaiters of suspended sends, FIFO
 
   bool has_room() const noexcept { return queue.size() + reserved < capacity; }
+  bool has_unclaimed() const noexcept { return queue.size() > claimed; }
+  bool finished() const noexcept { return closed || senders == 0; }
 
-  // With lock held: the receiver's task to wake after a push, if it waits.
-  deja::detail::TaskHeader* take_receiver() noexcept {
-    deja::detail::Waiter* w = std::exchange(recv_waiter, nullptr);
-    return w ? w->task : nullptr;
+  template <class U>
+  void push_locked(U&& v) {
+    queue.emplace_back(std::forward<U>(v));
+    if (!recv_waiters.empty()) grant_receivers_locked();
   }
 
-  // With lock held: grants free slots to waiting senders in order; returns tasks to wake.
-  void grant(std::vector<deja::detail::TaskHeader*>& wake) {
-    while (!send_waiters.empty() && has_room()) {
-      auto* w = static_cast<deja::detail::GrantWaiter*>(send_waiters.pop_front());
+  // Claims unclaimed messages for waiting receivers, first come first served, and wakes them.
+  void grant_receivers_locked() noexcept {
+    while (!recv_waiters.empty() && has_unclaimed()) {
+      auto* w = static_cast<GrantWaiter*>(recv_waiters.pop_front());
       w->granted = true;
-      ++reserved;
-      wake.push_back(w->task);
+      ++claimed;
+      w->notify();
     }
   }
 
-  deja::detail::TaskHeader* grant_one() noexcept {
-    if (send_waiters.empty() || !has_room()) return nullptr;
-    auto* w = static_cast<deja::detail::GrantWaiter*>(send_waiters.pop_front());
-    w->granted = true;
-    ++reserved;
-    return w->task;
+  // Reserves free room for waiting senders, first come first served, and wakes them.
+  void grant_senders_locked() noexcept {
+    while (!closed && !send_waiters.empty() && has_room()) {
+      auto* w = static_cast<GrantWaiter*>(send_waiters.pop_front());
+      w->granted = true;
+      ++reserved;
+      w->notify();
+    }
+  }
+
+  void pop_locked(std::optional<T>& out) {
+    queue.pop_front_into(out);
+    if (!send_waiters.empty()) grant_senders_locked();
+  }
+
+  // Wakes every waiting receiver without a grant: each takes an unclaimed message if there is
+  // one, else nullopt. For when the channel finishes (closed, or the last sender gone).
+  void release_receivers_locked() noexcept {
+    while (Waiter* w = recv_waiters.pop_front()) w->notify();
+  }
+
+  // Senders waiting resume with kClosed (no grant); receivers waiting are released.
+  void close_locked() noexcept {
+    closed = true;
+    while (Waiter* w = send_waiters.pop_front()) w->notify();
+    release_receivers_locked();
   }
 };
 
+inline void require(const void* chan, const char* what) {
+  if (chan == nullptr) throw UsageError(what);
+}
+
 }  // namespace detail
 
+// Awaitable of Sender::send: completes with {} once the value is queued, or kClosed (the value is
+// then dropped). On an unbounded channel it never suspends and reports kFull past kMaxCapacity.
+template <class T>
+class [[nodiscard]] SendAwaiter {
+ public:
+  template <class U>
+  SendAwaiter(detail::Chan<T>* chan, U&& value) : chan_(chan), value_(std::forward<U>(value)) {}
+  // Movable until awaited (the combinators take awaitables by value).
+  SendAwaiter(SendAwaiter&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
+      : chan_(other.chan_), value_(std::move(other.value_)), result_(other.result_) {
+    assert(!other.suspended_);
+  }
+  SendAwaiter(const SendAwaiter&) = delete;
+  SendAwaiter& operator=(const SendAwaiter&) = delete;
+  SendAwaiter& operator=(SendAwaiter&&) = delete;
+
+  ~SendAwaiter() {
+    if (!suspended_) return;
+    std::lock_guard guard(chan_->lock);
+    if (waiter_.linked) {
+      chan_->send_waiters.remove(waiter_);
+    } else if (waiter_.granted) {
+      // Woken with a reserved slot but destroyed before it ran: the slot goes to the next sender.
+      --chan_->reserved;
+      chan_->grant_senders_locked();
+    }
+  }
+
+  bool await_ready() {
+    std::lock_guard guard(chan_->lock);
+    return try_locked();
+  }
+
+  bool await_suspend(std::coroutine_handle<> h) {
+    waiter_.task = deja::detail::park_current(h, "mpsc send");
+    std::lock_guard guard(chan_->lock);
+    if (try_locked()) return false;
+    suspended_ = true;
+    waiter_.granted = false;
+    chan_->send_waiters.push_back(waiter_);
+    return true;
+  }
+
+  std::error_code await_resume() {
+    if (suspended_) {
+      suspended_ = false;
+      if (!waiter_.granted) return make_error_code(ChannelErrc::kClosed);  // woken by close
+      waiter_.granted = false;
+      std::lock_guard guard(chan_->lock);
+      --chan_->reserved;
+      if (chan_->closed) return make_error_code(ChannelErrc::kClosed);
+      try {
+        chan_->push_locked(std::move(value_));
+      } catch (...) {
+        chan_->grant_senders_locked();
+        throw;
+      }
+    }
+    return result_;
+  }
+
+ private:
+  bool try_locked() {
+    if (chan_->closed) {
+      result_ = make_error_code(ChannelErrc::kClosed);
+      return true;
+    }
+    if (chan_->has_room()) {
+      chan_->push_locked(std::move(value_));
+      return true;
+    }
+    if (!chan_->bounded) {
+      result_ = make_error_code(ChannelErrc::kFull);
+      return true;
+    }
+    return false;
+  }
+
+  detail::Chan<T>* chan_;
+  T value_;
+  std::error_code result_;
+  detail::GrantWaiter waiter_;
+  bool suspended_ = false;
+};
+
+// Awaitable of Receiver::recv: the next message, or nullopt once the channel is closed (every
+// sender gone, or Receiver::close() called) and nothing unclaimed is left.
+template <class T>
+class [[nodiscard]] RecvAwaiter {
+ public:
+  explicit RecvAwaiter(detail::Chan<T>* chan) noexcept : chan_(chan) {}
+  // Movable until awaited (the combinators take awaitables by value).
+  RecvAwaiter(RecvAwaiter&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
+      : chan_(other.chan_), result_(std::move(other.result_)) {
+    assert(!other.suspended_);
+  }
+  RecvAwaiter(const RecvAwaiter&) = delete;
+  RecvAwaiter& operator=(const RecvAwaiter&) = delete;
+  RecvAwaiter& operator=(RecvAwaiter&&) = delete;
+
+  ~RecvAwaiter() {
+    if (!suspended_) return;
+    std::lock_guard guard(chan_->lock);
+    if (waiter_.linked) {
+      chan_->recv_waiters.remove(waiter_);
+    } else if (waiter_.granted) {
+      // Woken with a message claimed for it but destroyed before it ran: the message stays
+      // queued, and the claim passes to the next waiting receiver, if any.
+      --chan_->claimed;
+      chan_->grant_receivers_locked();
+    }
+  }
+
+  bool await_ready() {
+    std::lock_guard guard(chan_->lock);
+    return try_locked();
+  }
+
+  bool await_suspend(std::coroutine_handle<> h) {
+    waiter_.task = deja::detail::park_current(h, "mpsc recv");
+    std::lock_guard guard(chan_->lock);
+    if (try_locked()) return false;
+    suspended_ = true;
+    waiter_.granted = false;
+    chan_->recv_waiters.push_back(waiter_);
+    return true;
+  }
+
+  std::optional<T> await_resume() {
+    if (suspended_) {
+      std::lock_guard guard(chan_->lock);
+      suspended_ = false;
+      if (waiter_.granted) {
+        // The message claimed for this receiver is still queued: nobody takes claimed messages.
+        waiter_.granted = false;
+        --chan_->claimed;
+        chan_->pop_locked(result_);
+      } else {
+        // Released because the channel finished.
+        [[maybe_unused]] const bool done = try_locked();
+        assert(done);
+      }
+    }
+    return std::move(result_);
+  }
+
+ private:
+  bool try_locked() {
+    if (chan_->has_unclaimed()) {
+      chan_->pop_locked(result_);
+      return true;
+    }
+    return chan_->finished();
+  }
+
+  detail::Chan<T>* chan_;
+  std::optional<T> result_;
+  detail::GrantWaiter waiter_;
+  bool suspended_ = false;
+};
+
+// The sending half. Copy it for more producers; the channel closes when every copy is gone.
 template <class T>
 class Sender {
  public:
-  explicit Sender(std::shared_ptr<detail::Channel<T>> c) noexcept : chan_(std::move(c)) {}
-  Sender(const Sender& o) : chan_(o.chan_) {
+  Sender() noexcept = default;  // empty: every operation but assignment throws UsageError
+  Sender(const Sender& other) : chan_(other.chan_) {
     if (chan_) {
-      std::lock_guard lock(chan_->lock);
+      std::lock_guard guard(chan_->lock);
       ++chan_->senders;
     }
   }
-  Sender& operator=(const Sender& o) {
-    if (this != &o) *this = Sender(o);
+  Sender(Sender&& other) noexcept : chan_(std::exchange(other.chan_, nullptr)) {}
+  Sender& operator=(Sender other) noexcept {
+    std::swap(chan_, other.chan_);
     return *this;
   }
-  Sender(Sender&&) noexcept = default;
-  Sender& operator=(Sender&& o) noexcept {
-    if (this != &o) {
-      drop();
-      chan_ = std::move(o.chan_);
-    }
-    return *this;
+  ~Sender() { reset(); }
+
+  bool valid() const noexcept { return chan_ != nullptr; }
+
+  // Queues `value`, waiting for room on a bounded channel. Completes with {} or kClosed (the
+  // receiver is gone or closed the channel; the value is dropped); kFull only from an unbounded
+  // channel holding kMaxCapacity messages.
+  template <class U = T>
+    requires std::is_constructible_v<T, U&&>
+  SendAwaiter<T> send(U&& value) {
+    detail::require(chan_, "deja::mpsc: send on an empty Sender");
+    return SendAwaiter<T>(chan_, std::forward<U>(value));
   }
-  ~Sender() { drop(); }
 
-  class SendAwaiter {
-   public:
-    SendAwaiter(detail::Channel<T>* c, T value) : chan_(c), value_(std::move(value)) {}
-    SendAwaiter(const SendAwaiter&) = delete;
-    SendAwaiter& operator=(const SendAwaiter&) = delete;
-    ~SendAwaiter() {
-      if (!parked_) return;
-      std::unique_lock lock(chan_->lock);
-      if (waiter_.linked) {
-        chan_->send_waiters.remove(waiter_);
-      } else if (waiter_.granted) {
-        // Granted a slot but destroyed before filling it: the slot goes to the next sender.
-        --chan_->reserved;
-        deja::detail::TaskHeader* next = chan_->grant_one();
-        lock.unlock();
-        if (next) deja::detail::wake(next);
-      }
-    }
-    bool await_ready() {
-      if (!chan_) {
-        result_ = ChannelErrc::kClosed;
-        return true;
-      }
-      std::unique_lock lock(chan_->lock);
-      if (chan_->closed) {
-        result_ = ChannelErrc::kClosed;
-        return true;
-      }
-      if (!chan_->has_room() || !chan_->send_waiters.empty()) {
-        if (!chan_->unbounded) return false;
-        result_ = ChannelErrc::kFull;
-        return true;
-      }
-      push_locked(lock);
-      return true;
-    }
-    bool await_suspend(std::coroutine_handle<> h) {
-      waiter_.task = deja::detail::park_current(h, "mpsc::send");
-      std::unique_lock lock(chan_->lock);
-      if (chan_->closed) {
-        result_ = ChannelErrc::kClosed;
-        return false;
-      }
-      if (chan_->has_room() && chan_->send_waiters.empty()) {
-        push_locked(lock);
-        return false;
-      }
-      chan_->send_waiters.push_back(waiter_);
-      parked_ = true;
-      return true;
-    }
-    // Empty on success; ChannelErrc::kClosed if the receiver is gone (the value was not sent).
-    std::error_code await_resume() {
-      if (!parked_) return result_;
-      parked_ = false;
-      std::unique_lock lock(chan_->lock);
-      if (!waiter_.granted) return ChannelErrc::kClosed;  // woken by close
-      waiter_.granted = false;
-      --chan_->reserved;
-      if (chan_->closed) return ChannelErrc::kClosed;
-      push_locked(lock);
-      return {};
-    }
-
-   private:
-    void push_locked(std::unique_lock<std::mutex>& lock) {
-      chan_->queue.push_back(std::move(value_));
-      deja::detail::TaskHeader* rx = chan_->take_receiver();
-      lock.unlock();
-      if (rx) deja::detail::wake(rx);
-    }
-
-    detail::Channel<T>* chan_;
-    T value_;
-    deja::detail::GrantWaiter waiter_;
-    std::error_code result_;
-    bool parked_ = false;
-  };
-
-  // Sends `value`, waiting for room on a bounded channel (senders are served in order).
-  // Returns ChannelErrc::kClosed if the receiver is gone, or kFull on an unbounded channel at
-  // kUnboundedLimit.
-  [[nodiscard]] SendAwaiter send(T value) { return SendAwaiter{chan_.get(), std::move(value)}; }
-
-  // Sends without waiting: kFull when there is no room, kClosed when the receiver is gone.
-  [[nodiscard]] std::error_code try_send(T value) {
-    if (!chan_) return ChannelErrc::kClosed;
-    std::unique_lock lock(chan_->lock);
-    if (chan_->closed) return ChannelErrc::kClosed;
-    if (!chan_->has_room() || !chan_->send_waiters.empty()) return ChannelErrc::kFull;
-    chan_->queue.push_back(std::move(value));
-    deja::detail::TaskHeader* rx = chan_->take_receiver();
-    lock.unlock();
-    if (rx) deja::detail::wake(rx);
+  // Queues `value` if there is room now: {} or kFull or kClosed. On failure `value` is untouched.
+  template <class U = T>
+    requires std::is_constructible_v<T, U&&>
+  std::error_code try_send(U&& value) {
+    detail::require(chan_, "deja::mpsc: try_send on an empty Sender");
+    std::lock_guard guard(chan_->lock);
+    if (chan_->closed) return make_error_code(ChannelErrc::kClosed);
+    if (!chan_->has_room()) return make_error_code(ChannelErrc::kFull);
+    chan_->push_locked(std::forward<U>(value));
     return {};
   }
 
-  bool is_closed() const noexcept {
-    if (!chan_) return true;
-    std::lock_guard lock(chan_->lock);
+  // True once the receiver is gone or has closed the channel.
+  bool is_closed() const {
+    detail::require(chan_, "deja::mpsc: is_closed on an empty Sender");
+    std::lock_guard guard(chan_->lock);
     return chan_->closed;
   }
 
  private:
-  void drop() noexcept {
+  template <class U>
+  friend std::pair<Sender<U>, Receiver<U>> channel(std::size_t capacity);
+  template <class U>
+  friend std::pair<Sender<U>, Receiver<U>> unbounded_channel(std::size_t limit);
+
+  explicit Sender(detail::Chan<T>* chan) noexcept : chan_(chan) {}
+
+  void reset() noexcept {
     if (!chan_) return;
-    std::unique_lock lock(chan_->lock);
-    deja::detail::TaskHeader* rx = --chan_->senders == 0 ? chan_->take_receiver() : nullptr;
-    lock.unlock();
-    chan_.reset();
-    if (rx) deja::detail::wake(rx);
+    bool last;
+    {
+      std::lock_guard guard(chan_->lock);
+      if (--chan_->senders == 0) chan_->release_receivers_locked();
+      last = chan_->senders == 0 && !chan_->receiver_alive;
+    }
+    if (last) delete chan_;
+    chan_ = nullptr;
   }
 
-  std::shared_ptr<detail::Channel<T>> chan_;
+  detail::Chan<T>* chan_ = nullptr;
 };
 
+// The receiving half (move-only). Dropping it closes the channel and drops what is queued.
 template <class T>
 class Receiver {
  public:
-  explicit Receiver(std::shared_ptr<detail::Channel<T>> c) noexcept : chan_(std::move(c)) {}
-  Receiver(Receiver&&) noexcept = default;
-  Receiver& operator=(Receiver&& o) noexcept {
-    if (this != &o) {
-      drop();
-      chan_ = std::move(o.chan_);
+  Receiver() noexcept = default;  // empty: every operation but assignment throws UsageError
+  Receiver(Receiver&& other) noexcept : chan_(std::exchange(other.chan_, nullptr)) {}
+  Receiver& operator=(Receiver&& other) noexcept {
+    if (this != &other) {
+      reset();
+      chan_ = std::exchange(other.chan_, nullptr);
     }
     return *this;
   }
-  ~Receiver() { drop(); }
+  Receiver(const Receiver&) = delete;
+  Receiver& operator=(const Receiver&) = delete;
+  ~Receiver() { reset(); }
 
-  class RecvAwaiter {
-   public:
-    explicit RecvAwaiter(detail::Channel<T>* c) noexcept : chan_(c) {}
-    RecvAwaiter(const RecvAwaiter&) = delete;
-    RecvAwaiter& operator=(const RecvAwaiter&) = delete;
-    ~RecvAwaiter() {
-      if (!parked_) return;
-      std::lock_guard lock(chan_->lock);
-      if (chan_->recv_waiter == &waiter_) chan_->recv_waiter = nullptr;
-    }
-    bool await_ready() const {
-      if (!chan_) throw UsageError("deja::mpsc: receiving on a moved-from Receiver");
-      std::lock_guard lock(chan_->lock);
-      return !chan_->queue.empty() || chan_->senders == 0 || chan_->closed;
-    }
-    bool await_suspend(std::coroutine_handle<> h) noexcept {
-      waiter_.task = deja::detail::park_current(h, "mpsc::recv");
-      std::lock_guard lock(chan_->lock);
-      if (!chan_->queue.empty() || chan_->senders == 0 || chan_->closed) return false;
-      chan_->recv_waiter = &waiter_;
-      parked_ = true;
-      return true;
-    }
-    // The next value, or nullopt once every sender is gone (or the channel was closed) and the
-    // queue is drained.
-    std::optional<T> await_resume() {
-      parked_ = false;
-      return pop(*chan_);
-    }
+  bool valid() const noexcept { return chan_ != nullptr; }
 
-   private:
-    detail::Channel<T>* chan_;
-    deja::detail::Waiter waiter_;
-    bool parked_ = false;
-  };
-
-  RecvAwaiter recv() noexcept { return RecvAwaiter{chan_.get()}; }
-
-  // A value if one is queued; otherwise nullopt with `ec` kEmpty (senders remain) or kClosed.
-  std::optional<T> try_recv(std::error_code& ec) {
-    if (!chan_) {
-      ec = ChannelErrc::kClosed;
-      return std::nullopt;
-    }
-    std::optional<T> v = pop(*chan_);
-    if (v) {
-      ec.clear();
-      return v;
-    }
-    std::lock_guard lock(chan_->lock);
-    ec = (chan_->senders == 0 || chan_->closed) ? ChannelErrc::kClosed : ChannelErrc::kEmpty;
-    return std::nullopt;
+  // The next message; nullopt once every sender is gone (or close() was called) and the queue
+  // is drained.
+  RecvAwaiter<T> recv() {
+    detail::require(chan_, "deja::mpsc: recv on an empty Receiver");
+    return RecvAwaiter<T>(chan_);
   }
 
-  // Closes the channel for senders; values already queued can still be received.
-  void close() noexcept {
-    if (chan_) close_channel(*chan_);
+  // The next message if one is queued. Otherwise nullopt, and `ec` says why: kEmpty (try again
+  // later) or kClosed (nothing more will come).
+  std::optional<T> try_recv(std::error_code& ec) {
+    detail::require(chan_, "deja::mpsc: try_recv on an empty Receiver");
+    std::optional<T> out;
+    std::lock_guard guard(chan_->lock);
+    if (chan_->has_unclaimed()) {
+      chan_->pop_locked(out);
+      ec.clear();
+    } else {
+      ec = make_error_code(chan_->finished() && chan_->queue.empty() ? ChannelErrc::kClosed : ChannelErrc::kEmpty);
+    }
+    return out;
+  }
+  std::optional<T> try_recv() {
+    std::error_code ec;
+    return try_recv(ec);
+  }
+
+  // Stops further sends (they report kClosed, waiting senders included); what is already queued
+  // can still be received, then recv returns nullopt.
+  void close() {
+    detail::require(chan_, "deja::mpsc: close on an empty Receiver");
+    std::lock_guard guard(chan_->lock);
+    chan_->close_locked();
+  }
+
+  // Messages queued right now.
+  std::size_t size() const {
+    detail::require(chan_, "deja::mpsc: size on an empty Receiver");
+    std::lock_guard guard(chan_->lock);
+    return chan_->queue.size();
   }
 
  private:
-  static std::optional<T> pop(detail::Channel<T>& c) {
-    std::unique_lock lock(c.lock);
-    if (c.queue.empty()) return std::nullopt;
-    std::optional<T> v(std::move(c.queue.front()));
-    c.queue.pop_front();
-    deja::detail::TaskHeader* sender = c.grant_one();
-    lock.unlock();
-    if (sender) deja::detail::wake(sender);
-    return v;
-  }
+  template <class U>
+  friend std::pair<Sender<U>, Receiver<U>> channel(std::size_t capacity);
+  template <class U>
+  friend std::pair<Sender<U>, Receiver<U>> unbounded_channel(std::size_t limit);
 
-  static void close_channel(detail::Channel<T>& c) noexcept {
-    std::unique_lock lock(c.lock);
-    c.closed = true;
-    std::vector<deja::detail::TaskHeader*> wake;
-    while (auto* w = c.send_waiters.pop_front()) wake.push_back(w->task);
-    lock.unlock();
-    for (auto* t : wake) deja::detail::wake(t);
-  }
+  explicit Receiver(detail::Chan<T>* chan) noexcept : chan_(chan) {}
 
-  void drop() noexcept {
+  void reset() noexcept {
     if (!chan_) return;
-    close_channel(*chan_);
+    deja::detail::RingBuffer<T> dropped;  // destroyed after the lock is released
+    bool last;
     {
-      std::lock_guard lock(chan_->lock);
+      std::lock_guard guard(chan_->lock);
       chan_->receiver_alive = false;
+      chan_->close_locked();
+      dropped.swap(chan_->queue);
+      last = chan_->senders == 0;
     }
-    chan_.reset();
+    if (last) delete chan_;
+    chan_ = nullptr;
   }
 
-  std::shared_ptr<detail::Channel<T>> chan_;
+  detail::Chan<T>* chan_ = nullptr;
 };
 
-// A bounded channel of `capacity` messages (capacity 0 throws UsageError).
+// A bounded channel: at most `capacity` messages queued (1..kMaxCapacity, else UsageError).
 template <class T>
 std::pair<Sender<T>, Receiver<T>> channel(std::size_t capacity) {
   if (capacity == 0) throw UsageError("deja::mpsc::channel: capacity must be at least 1");
-  if (capacity > kUnboundedLimit) throw UsageError("deja::mpsc::channel: capacity above kUnboundedLimit");
-  auto c = std::make_shared<detail::Channel<T>>(capacity, false);
-  return {Sender<T>(c), Receiver<T>(c)};
+  if (capacity > kMaxCapacity) throw UsageError("deja::mpsc::channel: capacity exceeds mpsc::kMaxCapacity");
+  auto* chan = new detail::Chan<T>(capacity, true);
+  return {Sender<T>(chan), Receiver<T>(chan)};
 }
 
-// An unbounded channel: send never waits, and fails with kFull past kUnboundedLimit messages.
+// An unbounded channel: send never waits. Its hard bound is `limit` queued messages (kMaxCapacity
+// unless lowered; 0 or more than kMaxCapacity throws UsageError); past it send and try_send
+// report kFull instead of growing the queue.
 template <class T>
-std::pair<Sender<T>, Receiver<T>> unbounded_channel() {
-  auto c = std::make_shared<detail::Channel<T>>(kUnboundedLimit, true);
-  return {Sender<T>(c), Receiver<T>(c)};
+std::pair<Sender<T>, Receiver<T>> unbounded_channel(std::size_t limit) {
+  if (limit == 0 || limit > kMaxCapacity) throw UsageError("deja::mpsc::unbounded_channel: limit must be in 1..mpsc::kMaxCapacity");
+  auto* chan = new detail::Chan<T>(limit, false);
+  return {Sender<T>(chan), Receiver<T>(chan)};
 }
 
 }  // namespace deja::mpsc
