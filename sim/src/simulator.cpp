@@ -184,7 +184,7 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy {
     if (bound == 1) return 0;
     const std::uint64_t v = source_->next(bound);
     decisions_.push_back({bound, v});
-    record(EventKind::kDecision, 0, bound, v);
+    record(EventKind::kDecision, detail::current_task() ? detail::current_task()->id : 0, bound, v);
     return v;
   }
 
