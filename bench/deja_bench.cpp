@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "deja/deja.hpp"
+#include "deja/sim/simulator.hpp"
 #include "deja/sync/mpsc.hpp"
 #include "deja/sync/oneshot.hpp"
 
@@ -147,11 +148,40 @@ deja::Task<void> timer_churn(std::uint64_t n) {
   check(fired == 0, "timer_churn: a 10 s timer fired");
 }
 
+std::uint64_t splitmix64(std::uint64_t& state) {
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+deja::Task<void> timer_task(std::uint64_t t, int sleeps, std::uint64_t* wakeups) {
+  std::uint64_t state = t;
+  for (int i = 0; i < sleeps; ++i) {
+    co_await deja::sleep(std::chrono::milliseconds(1 + splitmix64(state) % 1000));
+    ++*wakeups;
+  }
+}
+
+// Virtual time: the simulator's clock jumps from timer to timer.
+deja::Task<void> sim_timers(std::uint64_t tasks, int sleeps, double* virtual_seconds) {
+  std::uint64_t wakeups = 0;
+  const auto start = deja::now();
+  std::vector<deja::JoinHandle<void>> handles;
+  handles.reserve(tasks);
+  for (std::uint64_t t = 0; t < tasks; ++t) handles.push_back(deja::spawn(timer_task(t, sleeps, &wakeups)));
+  for (auto& h : handles) co_await h;
+  check(wakeups == tasks * static_cast<std::uint64_t>(sleeps), "sim_timers wake-up count");
+  *virtual_seconds = std::chrono::duration<double>(deja::now() - start).count();
+}
+
 struct Workload {
   const char* name;
   std::uint64_t ops;
   std::function<deja::Task<void>()> make;
 };
+
+double g_virtual_seconds = 0;
 
 const std::vector<Workload>& workloads() {
   static const std::vector<Workload> all = {
@@ -161,6 +191,7 @@ const std::vector<Workload>& workloads() {
       {"ping_pong", 100'000, [] { return ping_pong(100'000); }},
       {"mpsc_contended", 1'000'000, [] { return mpsc_contended(4, 250'000); }},
       {"timer_churn", 1'000'000, [] { return timer_churn(1'000'000); }},
+      {"sim_timers", 1'000'000, [] { return sim_timers(10'000, 100, &g_virtual_seconds); }},
   };
   return all;
 }
@@ -169,21 +200,46 @@ const std::vector<Workload>& workloads() {
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
-  if (o.rt != "ct") usage(("--rt " + o.rt + " is not available yet (only ct)").c_str());
+  if (o.rt != "ct" && o.rt != "sim") usage(("--rt " + o.rt + " is not available yet (ct and sim are)").c_str());
   if (o.io != "epoll") usage(("--io " + o.io + " is not available yet (only epoll)").c_str());
   const auto& all = workloads();
   const auto it = std::find_if(all.begin(), all.end(), [&](const Workload& w) { return o.bench == w.name; });
   if (it == all.end()) usage(("unknown or not yet available bench " + o.bench).c_str());
+  if (o.bench == "sim_timers" && o.rt != "sim") usage("sim_timers runs on --rt sim");
 
-  deja::CurrentThreadRuntime rt;
   std::vector<double> ns;
-  for (int r = 0; r < o.reps; ++r) {
-    const auto start = std::chrono::steady_clock::now();
-    rt.block_on(it->make());
-    ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
+  std::uint64_t trace_hash = 0;
+  if (o.rt == "sim") {
+    // Each rep is one simulation (a fresh virtual clock), seed 1, trace hashing on as always.
+    for (int r = 0; r < o.reps; ++r) {
+      deja::sim::Config config;
+      config.seed = 1;
+      config.max_steps = std::uint64_t{1} << 40;
+      const auto start = std::chrono::steady_clock::now();
+      const deja::sim::Outcome outcome = deja::sim::run(config, it->make);
+      ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
+      if (outcome.failed()) {
+        std::fprintf(stderr, "deja-bench: the simulated run failed:\n%s", outcome.report().c_str());
+        return 1;
+      }
+      check(r == 0 || outcome.trace_hash() == trace_hash, "the same seed gave a different trace hash");
+      trace_hash = outcome.trace_hash();
+    }
+  } else {
+    deja::CurrentThreadRuntime rt;
+    for (int r = 0; r < o.reps; ++r) {
+      const auto start = std::chrono::steady_clock::now();
+      rt.block_on(it->make());
+      ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
+    }
   }
   std::sort(ns.begin(), ns.end());
-  std::printf("bench=%s impl=deja-%s ops=%llu ns_per_op=%.1f\n", it->name, o.rt.c_str(),
-              static_cast<unsigned long long>(it->ops), ns[ns.size() / 2] / static_cast<double>(it->ops));
+  const double median = ns[ns.size() / 2];
+  std::printf("bench=%s impl=deja-%s ops=%llu ns_per_op=%.1f", it->name, o.rt.c_str(), static_cast<unsigned long long>(it->ops),
+              median / static_cast<double>(it->ops));
+  if (o.bench == "sim_timers") {
+    std::printf(" virtual_s=%.1f compression=%.0f", g_virtual_seconds, g_virtual_seconds / (median / 1e9));
+  }
+  std::printf("\n");
   return 0;
 }

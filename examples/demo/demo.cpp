@@ -68,7 +68,7 @@ int main() {
     return 1;
   }
   std::printf("   seed %llu fails after %llu steps and %zu decisions\n\n", static_cast<unsigned long long>(failure->seed()),
-              static_cast<unsigned long long>(failure->steps()), failure->decisions().size());
+              static_cast<unsigned long long>(failure->steps()), failure->decision_count());
   std::fputs(failure->report().c_str(), stdout);
 
   std::puts("\n2. Replaying it: by seed and by decision-log token");

@@ -183,7 +183,14 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy {
   std::uint64_t choose(std::uint64_t bound) noexcept {
     if (bound == 1) return 0;
     const std::uint64_t v = source_->next(bound);
-    decisions_.push_back({bound, v});
+    for (std::uint64_t x = v; ; x >>= 7) {
+      if (x < 0x80) {
+        decision_log_.push_back(static_cast<std::uint8_t>(x));
+        break;
+      }
+      decision_log_.push_back(static_cast<std::uint8_t>(x | 0x80));
+    }
+    ++decision_count_;
     record(EventKind::kDecision, detail::current_task() ? detail::current_task()->id : 0, bound, v);
     return v;
   }
@@ -200,8 +207,10 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy {
   void record(EventKind kind, std::uint32_t task, std::uint64_t a, std::uint64_t b) noexcept {
     const Event e{steps_, static_cast<std::int64_t>(wheel_.now()), kind, task, a, b};
     hash_ = mix(mix(mix(mix(mix(hash_, e.step), static_cast<std::uint64_t>(e.at_ns)), static_cast<std::uint64_t>(kind)), task), mix(a, b));
-    if (trace_.size() == config_.trace_capacity) trace_.pop_front();
-    trace_.push_back(e);
+    if (config_.trace_capacity == 0) return;
+    if (trace_.size() < config_.trace_capacity) trace_.push_back(e);
+    else trace_[trace_next_ % config_.trace_capacity] = e;
+    ++trace_next_;
   }
 
   std::size_t pick() {
@@ -290,14 +299,17 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy {
     Outcome o;
     o.failure_ = failure_;
     o.trace_hash_ = hash_;
-    o.decisions_ = std::move(decisions_);
+    o.decision_log_ = std::move(decision_log_);
+    o.decision_count_ = decision_count_;
     o.steps_ = steps_;
     o.virtual_elapsed_ = Duration(static_cast<std::int64_t>(wheel_.now()));
     o.seed_ = config_.seed;
     o.seeded_ = config_.source == nullptr && !config_.replay;
     o.replay_program_ = config_.replay_program.empty() ? self_program() : config_.replay_program;
     o.replay_args_ = config_.replay_args;
-    for (const Event& e : trace_) {
+    const std::size_t held = trace_.size();
+    for (std::size_t k = 0; k < held; ++k) {
+      const Event& e = trace_[held < config_.trace_capacity ? k : (trace_next_ + k) % held];
       char line[160];
       std::snprintf(line, sizeof line, "step %llu t=%.6fs %s task=%u %llu %llu", static_cast<unsigned long long>(e.step),
                     static_cast<double>(e.at_ns) / 1e9, kind_name(e.kind), e.task, static_cast<unsigned long long>(e.a),
@@ -317,10 +329,12 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy {
   SeededSource seeded_;
   std::optional<ReplaySource> replay_;
   DecisionSource* source_ = nullptr;
-  std::vector<Decision> decisions_;
+  std::vector<std::uint8_t> decision_log_;
+  std::size_t decision_count_ = 0;
   std::vector<std::uint64_t> priorities_;
   std::vector<std::uint64_t> change_points_;
-  std::deque<Event> trace_;
+  std::vector<Event> trace_;  // a ring once full; trace_next_ counts every event recorded
+  std::uint64_t trace_next_ = 0;
   std::deque<std::string> logs_;
   std::uint64_t hash_ = 0x5eed;
   std::uint64_t steps_ = 0;
@@ -342,14 +356,25 @@ void log(std::string_view line) {
 
 bool in_simulation() noexcept { return Simulator::tls_simulator != nullptr; }
 
-std::vector<std::uint64_t> Outcome::decision_values() const {
-  std::vector<std::uint64_t> v;
-  v.reserve(decisions_.size());
-  for (const Decision& d : decisions_) v.push_back(d.value);
-  return v;
+std::vector<std::uint64_t> Outcome::decisions() const {
+  std::vector<std::uint64_t> values;
+  values.reserve(decision_count_);
+  std::uint64_t v = 0;
+  int shift = 0;
+  for (std::uint8_t b : decision_log_) {
+    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+    if (b & 0x80) {
+      shift += 7;
+      continue;
+    }
+    values.push_back(v);
+    v = 0;
+    shift = 0;
+  }
+  return values;
 }
 
-std::string Outcome::replay_token() const { return encode_replay_token(decision_values()); }
+std::string Outcome::replay_token() const { return encode_replay_token(decisions()); }
 
 std::string Outcome::replay_command() const {
   char seed[32];
@@ -367,7 +392,7 @@ std::string Outcome::report() const {
   char line[200];
   std::snprintf(line, sizeof line, "steps=%llu virtual_time=%.6fs decisions=%zu trace_hash=0x%016llx\n",
                 static_cast<unsigned long long>(steps_), std::chrono::duration<double>(virtual_elapsed_).count(),
-                decisions_.size(), static_cast<unsigned long long>(trace_hash_));
+                decision_count_, static_cast<unsigned long long>(trace_hash_));
   r += line;
   const std::size_t shown = std::min<std::size_t>(trace_tail_.size(), 20);
   if (shown) r += "last trace events:\n";

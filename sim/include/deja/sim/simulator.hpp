@@ -43,11 +43,6 @@ struct Config {
   std::string replay_args;
 };
 
-struct Decision {
-  std::uint64_t bound;  // 0: a full 64-bit draw
-  std::uint64_t value;
-};
-
 class Outcome {
  public:
   bool failed() const noexcept { return !failure_.empty(); }
@@ -58,8 +53,9 @@ class Outcome {
   // The shell command that reproduces this run exactly.
   std::string replay_command() const;
   std::uint64_t trace_hash() const noexcept { return trace_hash_; }
-  const std::vector<Decision>& decisions() const noexcept { return decisions_; }
-  std::vector<std::uint64_t> decision_values() const;
+  // The recorded decisions, in order (each is a value in [0, bound) of the choice it answered).
+  std::vector<std::uint64_t> decisions() const;
+  std::size_t decision_count() const noexcept { return decision_count_; }
   std::string replay_token() const;
   std::uint64_t steps() const noexcept { return steps_; }
   Duration virtual_elapsed() const noexcept { return virtual_elapsed_; }
@@ -70,7 +66,8 @@ class Outcome {
   friend class Simulator;
   std::string failure_;
   std::uint64_t trace_hash_ = 0;
-  std::vector<Decision> decisions_;
+  std::vector<std::uint8_t> decision_log_;  // varint-encoded values: a few bytes per decision
+  std::size_t decision_count_ = 0;
   std::uint64_t steps_ = 0;
   Duration virtual_elapsed_{};
   std::uint64_t seed_ = 0;
