@@ -70,12 +70,19 @@ deja::Task<bool> run_ops(std::vector<std::pair<int, int>> ops, std::size_t capac
     }
     co_await deja::yield_now();
   }
-  // Let outstanding receives finish or abort them, drop the senders, then drain.
+  // Abort what is still pending and wait until it is gone (a receive task borrows `rx`, so it
+  // must not outlive this frame), drop the senders, then drain.
   for (auto& h : recvs) h.abort();
-  for (auto& s : w->senders) s.reset();
-  for (auto& h : sends) {
-    if (!h.is_finished()) h.abort();
+  for (auto& h : sends) h.abort();
+  for (auto* handles : {&recvs, &sends}) {
+    for (auto& h : *handles) {
+      try {
+        co_await h;
+      } catch (const deja::TaskCancelled&) {
+      }
+    }
   }
+  for (auto& s : w->senders) s.reset();
   while (auto v = co_await rx.recv()) w->received.push_back(*v);
 
   // Exactly once, and only what was acknowledged.
