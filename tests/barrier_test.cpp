@@ -2,6 +2,7 @@
 // aborted waiter does to the count (before and after its generation was released).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -19,18 +20,17 @@ deja::Task<bool> wait_is_leader(deja::Barrier* b) {
 }
 
 struct Rounds {
-  std::vector<int> arrived;         // per round, arrivals before the wait
-  std::vector<int> seen_on_leave;   // per round, the fewest arrivals a task saw on leaving
-  std::vector<int> leaders;         // per round
+  std::vector<int> arrived;        // per round, arrivals before the wait
+  std::vector<int> seen_on_leave;  // per round, the fewest arrivals a task saw on leaving
+  std::vector<int> leaders;        // per round
 };
 
-deja::Task<void> run_rounds(deja::Barrier* b, std::shared_ptr<Rounds> r, int parties, int rounds) {
+deja::Task<void> run_rounds(deja::Barrier* b, std::shared_ptr<Rounds> r, int rounds) {
   for (int i = 0; i < rounds; ++i) {
     ++r->arrived[i];
     auto result = co_await b->wait();
     r->seen_on_leave[i] = std::min(r->seen_on_leave[i], r->arrived[i]);
     if (result.is_leader()) ++r->leaders[i];
-    (void)parties;
   }
 }
 
@@ -92,7 +92,7 @@ TEST_CASE("barrier is reusable: every generation waits for all n and has exactly
     r->seen_on_leave.assign(kRounds, kParties + 1);
     r->leaders.assign(kRounds, 0);
     std::vector<deja::JoinHandle<void>> hs;
-    for (int i = 0; i < kParties; ++i) hs.push_back(deja::spawn(run_rounds(&b, r, kParties, kRounds)));
+    for (int i = 0; i < kParties; ++i) hs.push_back(deja::spawn(run_rounds(&b, r, kRounds)));
     for (auto& h : hs) co_await h;
     for (int i = 0; i < kRounds; ++i) {
       REQUIRE(r->seen_on_leave[i] == kParties);  // nobody left a round before everyone arrived

@@ -2,6 +2,7 @@
 // task is aborted before or after the lock was handed to it.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -164,6 +165,8 @@ TEST_CASE("aborting a task suspended in mutex lock removes it from the queue") {
     REQUIRE(b.is_finished());
     guard.unlock();
     co_await a;
+    const bool c_settled = co_await deja_test::settles(&c);
+    REQUIRE(c_settled);
     co_await c;
     REQUIRE(*log == std::vector<int>{1, 3});
     REQUIRE_FALSE(m.is_locked());
@@ -205,6 +208,8 @@ TEST_CASE("a task aborted after unlock granted it the mutex passes the lock to t
     REQUIRE_FALSE(a.is_finished());
     const bool cancelled = co_await deja_test::throws_as<deja::TaskCancelled>(a);
     REQUIRE(cancelled);
+    const bool b_settled = co_await deja_test::settles(&b);
+    REQUIRE(b_settled);
     co_await b;
     REQUIRE(*log == std::vector<int>{2});
     REQUIRE_FALSE(m.is_locked());
@@ -241,6 +246,8 @@ TEST_CASE("aborting a task that holds a mutex guard hands the lock to the next w
     co_await deja::yield_now();
     REQUIRE_FALSE(next.is_finished());
     holder.abort();
+    const bool next_settled = co_await deja_test::settles(&next);
+    REQUIRE(next_settled);
     auto g = co_await next;
     REQUIRE(g.owns_lock());
     REQUIRE(*log == std::vector<int>{1});

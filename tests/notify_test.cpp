@@ -86,6 +86,8 @@ TEST_CASE("notify_waiters wakes every current waiter and stores no permit") {
     co_await deja::yield_now();
     n.notify_waiters();
     co_await a;
+    const bool b_settled = co_await deja_test::settles(&b);
+    REQUIRE(b_settled);
     co_await b;
     REQUIRE(*log == std::vector<int>{1, 2});
     n.notify_waiters();  // nobody waits: nothing stored
@@ -150,6 +152,8 @@ TEST_CASE("a notify_one delivered to a task aborted before it ran goes to the ne
     REQUIRE_FALSE(a.is_finished());
     const bool cancelled = co_await deja_test::throws_as<deja::TaskCancelled>(a);
     REQUIRE(cancelled);
+    const bool b_settled = co_await deja_test::settles(&b);
+    REQUIRE(b_settled);
     co_await b;
     REQUIRE(*log == std::vector<int>{2});
     co_await deja::yield_now();
@@ -188,6 +192,8 @@ TEST_CASE("a notify_waiters delivered to a task aborted before it ran is not pas
     a.abort();
     const bool cancelled = co_await deja_test::throws_as<deja::TaskCancelled>(a);
     REQUIRE(cancelled);
+    const bool b_settled = co_await deja_test::settles(&b);
+    REQUIRE(b_settled);
     co_await b;
     auto c = deja::spawn(wait_and_log(&n, log, 3));
     co_await deja::yield_now();

@@ -2,6 +2,7 @@
 // readers), and the lock's state when a waiting task is aborted before or after its grant.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <thread>
 #include <type_traits>
@@ -194,6 +195,8 @@ TEST_CASE("aborting a writer suspended on an rwlock lets the readers queued behi
     REQUIRE(r1.is_finished());
     REQUIRE(r2.is_finished());
     auto g1 = co_await r1;
+    const bool r2_settled = co_await deja_test::settles(&r2);
+    REQUIRE(r2_settled);
     auto g2 = co_await r2;
     REQUIRE_FALSE(l.try_write().has_value());
     held.unlock();
@@ -220,6 +223,8 @@ TEST_CASE("an rwlock writer aborted after its grant hands the lock to the reader
     REQUIRE_FALSE(w.is_finished());
     const bool cancelled = co_await deja_test::throws_as<deja::TaskCancelled>(w);
     REQUIRE(cancelled);
+    const bool r2_settled = co_await deja_test::settles(&r2);
+    REQUIRE(r2_settled);
     auto g2 = co_await r2;
     auto g3 = co_await r3;  // both read at once
     REQUIRE(g2.owns_lock());
@@ -243,10 +248,14 @@ TEST_CASE("an rwlock reader aborted after its grant gives its share back so the 
     r1.abort();   // before it ran
     const bool cancelled = co_await deja_test::throws_as<deja::TaskCancelled>(r1);
     REQUIRE(cancelled);
+    const bool r2_settled = co_await deja_test::settles(&r2);
+    REQUIRE(r2_settled);
     auto g2 = co_await r2;
     co_await deja::yield_now();
     REQUIRE_FALSE(w3.is_finished());  // r2 still reads
     g2.unlock();                      // the last share: the writer's turn
+    const bool w3_settled = co_await deja_test::settles(&w3);
+    REQUIRE(w3_settled);
     auto g3 = co_await w3;
     REQUIRE(g3.owns_lock());
     REQUIRE(log->empty());

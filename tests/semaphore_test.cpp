@@ -2,6 +2,7 @@
 // close, bounds, and the permit count when a waiting task is aborted before or after its grant.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <system_error>
 #include <thread>
@@ -175,6 +176,8 @@ TEST_CASE("aborting a large semaphore acquire at the head of the queue lets smal
     REQUIRE_FALSE(small.is_finished());  // 1 is free, but big is first
     big.abort();
     REQUIRE(big.is_finished());
+    const bool small_settled = co_await deja_test::settles(&small);
+    REQUIRE(small_settled);
     auto p = co_await small;
     REQUIRE(p.count() == 1);
     REQUIRE(s.available_permits() == 0);
@@ -217,6 +220,8 @@ TEST_CASE("a semaphore waiter aborted after its grant returns the permits to the
     REQUIRE_FALSE(a.is_finished());
     const bool cancelled = co_await deja_test::throws_as<deja::TaskCancelled>(a);
     REQUIRE(cancelled);
+    const bool b_settled = co_await deja_test::settles(&b);
+    REQUIRE(b_settled);
     co_await b;
     REQUIRE(*log == std::vector<int>{2});
     REQUIRE(s.available_permits() == 2);

@@ -205,11 +205,19 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy {
   }
 
   void record(EventKind kind, std::uint32_t task, std::uint64_t a, std::uint64_t b) noexcept {
-    const Event e{steps_, static_cast<std::int64_t>(wheel_.now()), kind, task, a, b};
-    hash_ = mix(mix(mix(mix(mix(hash_, e.step), static_cast<std::uint64_t>(e.at_ns)), static_cast<std::uint64_t>(kind)), task), mix(a, b));
+    const auto at_ns = static_cast<std::int64_t>(wheel_.now());
+    hash_ = mix(mix(mix(mix(mix(hash_, steps_), static_cast<std::uint64_t>(at_ns)), static_cast<std::uint64_t>(kind)), task), mix(a, b));
     if (config_.trace_capacity == 0) return;
-    if (trace_.size() < config_.trace_capacity) trace_.push_back(e);
-    else trace_[trace_next_ % config_.trace_capacity] = e;
+    // The ring grows to its capacity, then overwrites. (Fields are stored one by one: g++ 12 warns
+    // falsely of a dangling pointer when a local Event is pushed.)
+    if (trace_.size() < config_.trace_capacity) trace_.emplace_back();
+    Event& slot = trace_[trace_next_ % config_.trace_capacity];  // while growing, the new back()
+    slot.step = steps_;
+    slot.at_ns = at_ns;
+    slot.kind = kind;
+    slot.task = task;
+    slot.a = a;
+    slot.b = b;
     ++trace_next_;
   }
 

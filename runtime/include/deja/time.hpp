@@ -54,14 +54,15 @@ class TimeDriver {
 // The current runtime's time.
 Instant now();
 
-// Checked arithmetic for deadlines: throws UsageError for a negative duration and for a deadline
+// Checked arithmetic for deadlines: throws UsageError for a negative (or NaN) duration and for a deadline
 // that does not fit in an Instant.
 Instant deadline_after(Duration d);
 
 template <class Rep, class Period>
 Duration to_duration(std::chrono::duration<Rep, Period> d) {
   using std::chrono::duration_cast;
-  if (d < d.zero()) throw UsageError("deja: negative duration");
+  // Written as !(d >= 0) so that a floating-point NaN is refused too.
+  if (!(d >= d.zero())) throw UsageError("deja: negative (or NaN) duration");
   // Convert in long double first so that overflow is caught instead of wrapped.
   const long double ns = std::chrono::duration<long double, std::nano>(d).count();
   if (ns > static_cast<long double>(Duration::max().count())) {

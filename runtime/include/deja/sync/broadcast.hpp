@@ -258,12 +258,12 @@ class Sender {
     requires std::is_constructible_v<T, U&&>
   std::error_code send(U&& value) {
     detail::require(chan_, "deja::broadcast: send on an empty Sender");
-    std::optional<T> overwritten;  // destroyed after the lock is released
+    // Built before the lock; after the swap it holds the overwritten message, destroyed after
+    // the lock is released.
+    std::optional<T> incoming(std::in_place, std::forward<U>(value));
     std::lock_guard guard(chan_->lock);
     if (chan_->receivers == 0) return make_error_code(ChannelErrc::kClosed);
-    std::optional<T>& slot = chan_->slots[chan_->tail % chan_->capacity];
-    overwritten.swap(slot);
-    slot.emplace(std::forward<U>(value));
+    chan_->slots[chan_->tail % chan_->capacity].swap(incoming);
     ++chan_->tail;
     chan_->wake_all_locked();
     return {};

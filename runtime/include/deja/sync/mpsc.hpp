@@ -1,6 +1,7 @@
 // deja::mpsc: multi-producer, single-consumer channels, like tokio::sync::mpsc. channel(capacity)
-// is bounded (senders wait for room); unbounded_channel() never makes a sender wait, up to a hard
-// limit of kMaxCapacity queued messages past which sending reports ChannelErrc::kFull.
+// is bounded (senders wait for room); unbounded_channel(limit = kMaxCapacity) never makes a sender
+// wait, up to a hard limit of `limit` queued messages past which sending reports
+// ChannelErrc::kFull rather than growing the queue forever.
 //
 //   auto [tx, rx] = deja::mpsc::channel<int>(16);
 //   std::error_code ec = co_await tx.send(1);        // kClosed once the receiver is gone
