@@ -3,11 +3,14 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "deja/deja.hpp"
 #include "deja/sim/rapidcheck.hpp"
+#include "deja/sim/replay_token.hpp"
+#include "deja/sim/shrink.hpp"
 
 namespace {
 
@@ -31,6 +34,8 @@ deja::Task<void> write_before_read() {
   co_await w;
   co_await r;
 }
+
+deja::Task<void> noop() { co_return; }
 
 std::string show(const std::vector<std::uint64_t>& v) {
   std::string s = "[";
@@ -72,4 +77,53 @@ TEST_CASE("a failing schedule shrinks to the few decisions that matter") {
   const auto again = deja::sim::run(by_token, write_before_read);
   REQUIRE(again.failed());
   REQUIRE(again.trace_hash() == r.shrunk_outcome->trace_hash());
+}
+
+TEST_CASE("a failure found by a seed sweep shrinks to the decisions that matter and replays by token") {
+  // Seeds 1..200 of random walk; the first failing one is shrunk.
+  std::optional<deja::sim::Outcome> failing;
+  deja::sim::Config config;
+  for (std::uint64_t seed = 1; seed <= 200 && !failing; ++seed) {
+    config.seed = seed;
+    auto o = deja::sim::run(config, write_before_read);
+    if (o.failed()) failing = std::move(o);
+  }
+  REQUIRE(failing.has_value());
+  const auto s = deja::sim::shrink(config, write_before_read, *failing);
+  std::printf("seed %llu: %zu decisions, %zu not the default: %s\nshrunk in %zu replays to %zu decisions, %zu not the default: %s\n",
+              static_cast<unsigned long long>(failing->seed()), s.original.size(), deja::sim::count_nondefault(s.original),
+              deja::sim::format_schedule(s.original).c_str(), s.runs, s.shrunk.size(),
+              deja::sim::count_nondefault(s.shrunk), deja::sim::format_schedule(s.shrunk).c_str());
+  INFO(s.outcome.report());
+  REQUIRE(s.outcome.failed());
+  REQUIRE_FALSE(s.exhausted_budget);
+  REQUIRE(s.shrunk.size() <= s.original.size());
+  REQUIRE(deja::sim::count_nondefault(s.shrunk) >= 1);
+  REQUIRE(deja::sim::count_nondefault(s.shrunk) <= deja::sim::count_nondefault(s.original));
+  // 1-minimal: every remaining non-default decision is needed.
+  for (std::size_t i = 0; i < s.shrunk.size(); ++i) {
+    if (s.shrunk[i] == 0) continue;
+    auto without = s.shrunk;
+    without[i] = 0;
+    deja::sim::Config c = config;
+    c.replay = without;
+    INFO("resetting decision " << i << " of " << deja::sim::format_schedule(s.shrunk));
+    REQUIRE_FALSE(deja::sim::run(c, write_before_read).failed());
+  }
+  // The report's token replays the shrunk run exactly.
+  const std::string report = s.outcome.report();
+  const auto at = report.find("DEJA_REPLAY=");
+  REQUIRE(at != std::string::npos);
+  const auto end = report.find(' ', at);
+  deja::sim::Config by_token = config;
+  by_token.replay = deja::sim::decode_replay_token(report.substr(at + 12, end - at - 12));
+  const auto again = deja::sim::run(by_token, write_before_read);
+  REQUIRE(again.failed());
+  REQUIRE(again.trace_hash() == s.outcome.trace_hash());
+}
+
+TEST_CASE("shrinking a run that did not fail is a usage error") {
+  deja::sim::Config config;
+  const auto passing = deja::sim::run(config, [] { return noop(); });
+  REQUIRE_THROWS_AS(deja::sim::shrink(config, write_before_read, passing), deja::UsageError);
 }

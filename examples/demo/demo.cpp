@@ -1,6 +1,7 @@
 // `make demo`: deja's main job in one run. A bank service with a check-then-act race is swept over
 // seeds under the simulator until a seed breaks it; the failure is printed with the line that
-// replays it, replayed to show the identical trace hash, then the fixed service passes every seed,
+// replays it, its schedule is shrunk to the few decisions that matter, it is replayed to show the
+// identical trace hash, then the fixed service passes every seed,
 // and the same code runs on the production runtime.
 //
 //   deja-demo                    the whole tour
@@ -13,6 +14,7 @@
 #include "../bank/bank.hpp"
 #include "deja/sim/replay_token.hpp"
 #include "deja/sim/seeds.hpp"
+#include "deja/sim/shrink.hpp"
 #include "deja/sim/simulator.hpp"
 
 namespace {
@@ -71,7 +73,17 @@ int main() {
               static_cast<unsigned long long>(failure->steps()), failure->decision_count());
   std::fputs(failure->report().c_str(), stdout);
 
-  std::puts("\n2. Replaying it: by seed and by decision-log token");
+  std::puts("\n2. Shrinking its schedule to the decisions that matter (0 = the default choice)");
+  deja::sim::Config shrink_config;
+  const auto shrunk = deja::sim::shrink(shrink_config, racy, *failure);
+  std::printf("   before: %zu decisions, %zu not the default\n   %s\n", shrunk.original.size(),
+              deja::sim::count_nondefault(shrunk.original), deja::sim::format_schedule(shrunk.original).c_str());
+  std::printf("   after %zu replays: %zu decisions, %zu not the default\n   %s\n", shrunk.runs, shrunk.shrunk.size(),
+              deja::sim::count_nondefault(shrunk.shrunk), deja::sim::format_schedule(shrunk.shrunk).c_str());
+  std::printf("   the shrunk run fails the same way: %s\n", shrunk.outcome.failure().c_str());
+  std::printf("   replay: %s\n", shrunk.outcome.replay_command().c_str());
+
+  std::puts("\n3. Replaying the original: by seed and by decision-log token");
   deja::sim::Config by_seed;
   by_seed.seed = failure->seed();
   const auto again = deja::sim::run(by_seed, racy);
@@ -84,7 +96,7 @@ int main() {
               static_cast<unsigned long long>(replayed.trace_hash()),
               replayed.trace_hash() == failure->trace_hash() ? "identical" : "DIFFERENT");
 
-  std::puts("\n3. The fixed service (a deja::Mutex held across check and act) over 500 seeds");
+  std::puts("\n4. The fixed service (a deja::Mutex held across check and act) over 500 seeds");
   for (std::uint64_t seed = 1; seed <= 500; ++seed) {
     deja::sim::Config c;
     c.seed = seed;
@@ -97,7 +109,7 @@ int main() {
   }
   std::puts("\n   every seed passed");
 
-  std::puts("\n4. The same fixed code on the production current-thread runtime (real clock, OS entropy)");
+  std::puts("\n5. The same fixed code on the production current-thread runtime (real clock, OS entropy)");
   const auto start = std::chrono::steady_clock::now();
   deja::block_on(fixed());
   std::printf("   ran to completion in %.1f ms of real time\n",

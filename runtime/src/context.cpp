@@ -62,20 +62,23 @@ Instant deadline_after(Duration d) {
   return base + d;
 }
 
-std::uint64_t random_below(std::uint64_t bound) {
-  if (bound == 0) throw UsageError("deja::random_below(0): the range is empty");
-  Entropy* e = require_runtime("deja::random_below").entropy;
+std::uint64_t Entropy::next_below(std::uint64_t bound) noexcept {
   // Lemire's nearly divisionless method: unbiased, one multiplication in the common case.
-  Uint128 m = static_cast<Uint128>(e->next_u64()) * bound;
+  Uint128 m = static_cast<Uint128>(next_u64()) * bound;
   auto low = static_cast<std::uint64_t>(m);
   if (low < bound) {
     const std::uint64_t threshold = -bound % bound;
     while (low < threshold) {
-      m = static_cast<Uint128>(e->next_u64()) * bound;
+      m = static_cast<Uint128>(next_u64()) * bound;
       low = static_cast<std::uint64_t>(m);
     }
   }
   return static_cast<std::uint64_t>(m >> 64);
+}
+
+std::uint64_t random_below(std::uint64_t bound) {
+  if (bound == 0) throw UsageError("deja::random_below(0): the range is empty");
+  return require_runtime("deja::random_below").entropy->next_below(bound);
 }
 
 bool buggify(double probability) {

@@ -12,6 +12,10 @@ class Entropy {
  public:
   virtual ~Entropy() = default;
   virtual std::uint64_t next_u64() noexcept = 0;
+  // A uniform value in [0, bound), bound > 0. The default draws next_u64() without modulo bias;
+  // the simulator makes it one decision with that bound, so that every recorded value is a valid
+  // replay (a rejection loop over replayed values might never end) and 0 is the smallest value.
+  virtual std::uint64_t next_below(std::uint64_t bound) noexcept;
   // Whether a fault point fires. Production never fires; the simulator decides.
   virtual bool buggify(double probability) noexcept {
     (void)probability;

@@ -16,7 +16,7 @@
 
 namespace deja::sim {
 
-struct ShrinkResult {
+struct ScheduleCheckResult {
   bool passed = true;
   std::vector<std::uint64_t> first_failing;   // the first failing schedule rapidcheck found
   std::vector<std::uint64_t> shrunk;          // what it shrank that to
@@ -27,8 +27,8 @@ struct ShrinkResult {
 // ReplaySource: values out of range wrap, a short list continues with zeros). On failure the
 // schedule is shrunk; the result holds the first and the shrunk schedules, and the shrunk run,
 // whose report's replay line replays it by token.
-inline ShrinkResult check_schedules(const std::string& name, const std::function<Task<void>()>& body, Config base = {}) {
-  ShrinkResult result;
+inline ScheduleCheckResult check_schedules(const std::string& name, const std::function<Task<void>()>& body, Config base = {}) {
+  ScheduleCheckResult result;
   result.passed = rc::check(name, [&] {
     const auto schedule = *rc::gen::container<std::vector<std::uint64_t>>(rc::gen::inRange<std::uint64_t>(0, 64));
     Config c = base;
