@@ -38,6 +38,7 @@ CurrentThreadRuntime::CurrentThreadRuntime(RuntimeOptions options)
   context_.time = this;
   context_.io = this;
   context_.entropy = this;
+  context_.blocking = this;
 
   std::uint64_t seed = 0;
   if (::getrandom(&seed, sizeof seed, 0) != static_cast<ssize_t>(sizeof seed)) {
@@ -316,6 +317,20 @@ void CurrentThreadRuntime::shutdown() noexcept {
     tasks_.destroy(t);
   }
   ready_.clear();
+}
+
+}  // namespace deja
+
+namespace deja {
+
+void CurrentThreadRuntime::execute(std::function<void()> job) {
+  BlockingPool* pool = nullptr;
+  {
+    std::lock_guard guard(blocking_lock_);
+    if (!blocking_) blocking_ = std::make_unique<BlockingPool>(options_.blocking);
+    pool = blocking_.get();
+  }
+  pool->execute(std::move(job));
 }
 
 }  // namespace deja

@@ -10,12 +10,14 @@ namespace deja {
 class TimeDriver;
 class IoDriver;
 class Entropy;
+class BlockingExecutor;
 
 struct RuntimeContext {
   Scheduler* scheduler = nullptr;
   TimeDriver* time = nullptr;
   IoDriver* io = nullptr;  // null where the runtime has no I/O
   Entropy* entropy = nullptr;
+  BlockingExecutor* blocking = nullptr;  // null: spawn_blocking runs the job inline (the simulator)
 };
 
 namespace detail {

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <vector>
 
+#include "deja/blocking.hpp"
+#include "deja/blocking_pool.hpp"
 #include "deja/context.hpp"
 #include "deja/detail/local_tasks.hpp"
 #include "deja/detail/ready_queue.hpp"
@@ -33,9 +35,11 @@ struct RuntimeOptions {
   std::uint32_t event_interval = 61;
   // Events taken from epoll per wait.
   std::uint32_t max_events = 1024;
+  // The pool that spawn_blocking uses, started on first use.
+  BlockingPoolOptions blocking;
 };
 
-class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public IoDriver, public Entropy {
+class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public IoDriver, public Entropy, public BlockingExecutor {
  public:
   explicit CurrentThreadRuntime(RuntimeOptions options = {});
   ~CurrentThreadRuntime() override;
@@ -78,6 +82,8 @@ class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public I
   void deregister(detail::IoRegistration* reg) noexcept override;
   // Entropy
   std::uint64_t next_u64() noexcept override;
+  // BlockingExecutor
+  void execute(std::function<void()> job) override;
 
  private:
   bool on_owner_thread() const noexcept { return detail::tls_runtime == &context_; }
@@ -117,6 +123,11 @@ class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public I
 
   // xoshiro256** seeded from the OS.
   std::uint64_t rng_[4];
+
+  // Started by the first spawn_blocking. Declared last, so it is joined first when the runtime is
+  // destroyed (after shutdown() has destroyed the tasks, whose receivers then drop the results).
+  std::mutex blocking_lock_;
+  std::unique_ptr<BlockingPool> blocking_;
 };
 
 // Runs `task` on a fresh current-thread runtime and returns its result: the usual entry point.

@@ -2,6 +2,8 @@
 #pragma once
 
 #include "deja/assert.hpp"
+#include "deja/blocking.hpp"
+#include "deja/blocking_pool.hpp"
 #include "deja/context.hpp"
 #include "deja/current_thread_runtime.hpp"
 #include "deja/errors.hpp"
