@@ -27,6 +27,7 @@ SweepResult sweep(const std::function<Task<void>()>& body, const SweepOptions& o
   SweepResult result;
   Config config = options.base;
   config.replay_args = options.replay_args;
+  if (env_number("DEJA_CHECK_DETERMINISM").value_or(0) != 0) config.check_determinism = true;
   auto run_one = [&](Config c) {
     ++result.runs;
     Outcome o = run(c, body);

@@ -1,6 +1,8 @@
 // Running a simulated test body over many seeds: DEJA_SEEDS (count), DEJA_SEED (one seed, to
 // replay), DEJA_REPLAY (a decision-log token), and sharding over TEST_TOTAL_SHARDS /
 // TEST_SHARD_INDEX, the protocol Bazel and GoogleTest use, so a sweep splits across machines.
+// DEJA_CHECK_DETERMINISM=1 runs every seed twice and fails a seed whose two traces differ
+// (Config::check_determinism).
 #pragma once
 
 #include <cstdint>
@@ -28,8 +30,8 @@ struct SweepResult {
 };
 
 // Runs `body` once per seed of this shard (or once for DEJA_SEED / DEJA_REPLAY) and stops at the
-// first failing run. Throws UsageError for a malformed DEJA_SEEDS, DEJA_SEED or shard variable,
-// and BadReplayToken for a bad DEJA_REPLAY.
+// first failing run. Throws UsageError for a malformed DEJA_SEEDS, DEJA_SEED, DEJA_CHECK_DETERMINISM
+// or shard variable, and BadReplayToken for a bad DEJA_REPLAY.
 SweepResult sweep(const std::function<Task<void>()>& body, const SweepOptions& options = {});
 
 }  // namespace deja::sim

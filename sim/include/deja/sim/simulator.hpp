@@ -6,12 +6,14 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "deja/sim/decision_source.hpp"
+#include "deja/sim/node.hpp"
 #include "deja/task.hpp"
 #include "deja/time.hpp"
 
@@ -36,12 +38,25 @@ struct Config {
   std::optional<std::vector<std::uint64_t>> replay;
   // Draws decisions from here instead (a fuzzer's bytes, a rapidcheck generator). Not owned.
   DecisionSource* source = nullptr;
-  // How many trace events the report keeps (the hash covers all of them).
+  // How many trace events the report and the trace files keep (the hash covers all of them).
   std::size_t trace_capacity = 4096;
   // What the replay line runs: defaults to this program and no arguments.
   std::string replay_program;
   std::string replay_args;
+  // A failed run writes its trace (what the ring holds) as <stem>.txt and as Chrome/Perfetto
+  // trace-event JSON, <stem>.json, the first time its Outcome is reported (report() or
+  // trace_files()), so the failing runs a shrinker tries and drops cost nothing. Nothing is
+  // written with trace_capacity 0, and at most 64 sets per process.
+  bool write_trace_files = true;
+  // Where the trace files go: this folder if set, else $DEJA_TRACE_DIR, else ./deja-traces.
+  std::string trace_dir;
+  // Runs the schedule twice (replaying the first run's decisions) and fails if the two traces
+  // differ anywhere, naming the first event that differs. sweep() turns it on for
+  // DEJA_CHECK_DETERMINISM=1.
+  bool check_determinism = false;
 };
+
+struct TraceRecord;
 
 class Outcome {
  public:
@@ -60,7 +75,14 @@ class Outcome {
   std::uint64_t steps() const noexcept { return steps_; }
   Duration virtual_elapsed() const noexcept { return virtual_elapsed_; }
   std::uint64_t seed() const noexcept { return seed_; }
+  // The events the trace ring held at the end, oldest first, one readable line each:
+  // "#12 step 3 t=0.001000000s node=main: log "hello"".
   const std::vector<std::string>& trace_tail() const noexcept { return trace_tail_; }
+  // The trace files of a failed run (written by the first call of this or report()); empty for a
+  // run that passed, with Config::write_trace_files off, or when writing failed.
+  std::vector<std::string> trace_files() const;
+  // Why the trace files could not be written ("" if they were, or were not asked for).
+  std::string trace_file_error() const;
 
  private:
   friend class Simulator;
@@ -75,6 +97,9 @@ class Outcome {
   std::string replay_program_;
   std::string replay_args_;
   std::vector<std::string> trace_tail_;
+  std::uint64_t event_count_ = 0;
+  // Shared by copies, so that the files are written once.
+  std::shared_ptr<TraceRecord> trace_record_;
 };
 
 // Runs `main()` to completion under the simulator. Throws UsageError if called inside a runtime.
