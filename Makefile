@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test demo bench asan warnings clang-test clean
+.PHONY: all deps configure build test demo bench asan warnings clang-test fuzz clean
 
 all: build
 
@@ -48,5 +48,20 @@ warnings: deps
 clang-test: warnings
 	@cd build-werror-clang && ctest --output-on-failure -j $(JOBS)
 
+# The schedule fuzzer (fuzz/sim_schedule_fuzz.cpp): libFuzzer + ASan + UBSan with clang 14, run
+# for FUZZ_TIME seconds; new inputs accumulate in build-fuzz/corpus. -O1 without -g: clang 14 can
+# fail on coroutines with "Cannot represent a difference across sections" (see fuzz/CMakeLists.txt).
+# FUZZ_ARGS=--planted-bug fuzzes the planted lost update instead, which it should find quickly.
+FUZZ_TIME ?= 30
+FUZZ_ARGS ?=
+fuzz: deps
+	@scripts/install-deps.sh clang-14
+	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE=-O1 -DCMAKE_CXX_COMPILER=clang++-14 \
+	  -DDEJA_SANITIZE=address -DDEJA_BUILD_FUZZ=ON -DDEJA_BUILD_TESTS=OFF -DDEJA_BUILD_BENCH=OFF -DDEJA_BUILD_EXAMPLES=OFF >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target deja-sim-schedule-fuzz
+	@mkdir -p build-fuzz/corpus
+	@cd build-fuzz && UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 fuzz/deja-sim-schedule-fuzz \
+	  -max_total_time=$(FUZZ_TIME) -print_final_stats=1 $(FUZZ_ARGS) corpus
+
 clean:
-	rm -rf build build-release build-asan build-werror-gcc build-werror-clang
+	rm -rf build build-release build-asan build-werror-gcc build-werror-clang build-fuzz
