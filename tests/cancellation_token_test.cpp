@@ -23,7 +23,7 @@ deja::Task<void> ready_now() { co_return; }
 
 }  // namespace
 
-TEST_CASE("a new token is not cancelled; cancel cancels it and every copy of it") {
+TEST_CASE("a new token is not cancelled - cancel cancels it and every copy of it") {
   deja::CancellationToken token;
   auto copy = token;
   REQUIRE_FALSE(token.is_cancelled());
@@ -148,7 +148,7 @@ TEST_CASE("a chain of a hundred thousand child tokens cancels and frees without 
   REQUIRE(deepest.is_cancelled());
 }
 
-TEST_CASE("aborting a task suspended in cancelled() unlinks its wait; cancel wakes only the others") {
+TEST_CASE("aborting a task suspended in cancelled() unlinks its wait - cancel wakes only the others") {
   auto body = []() -> deja::Task<void> {
     deja::CancellationToken token;
     auto aborted = deja::spawn(wait_cancelled(token, 1));

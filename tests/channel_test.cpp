@@ -80,7 +80,7 @@ TEST_CASE("mpsc delivers every value once, in each sender's order, and closes wh
   deja::block_on(body());
 }
 
-TEST_CASE("bounded mpsc senders wait for room; try_send reports full and closed") {
+TEST_CASE("bounded mpsc senders wait for room - try_send reports full and closed") {
   auto body = []() -> deja::Task<void> {
     auto [tx, rx] = deja::mpsc::channel<int>(1);
     REQUIRE_FALSE(tx.try_send(1));
@@ -104,7 +104,7 @@ TEST_CASE("bounded mpsc senders wait for room; try_send reports full and closed"
   deja::block_on(body());
 }
 
-TEST_CASE("a sender aborted after it was granted a slot passes the slot on; nothing is lost or duplicated") {
+TEST_CASE("a sender aborted after it was granted a slot passes the slot on - nothing is lost or duplicated") {
   auto body = []() -> deja::Task<void> {
     auto [tx, rx] = deja::mpsc::channel<int>(1);
     REQUIRE_FALSE(tx.try_send(0));

@@ -224,7 +224,7 @@ TEST_CASE("closing a semaphore fails pending and later acquires") {
   deja::block_on(body());
 }
 
-TEST_CASE("notify_one wakes one waiter or stores a permit; notify_waiters wakes all") {
+TEST_CASE("notify_one wakes one waiter or stores a permit - notify_waiters wakes all") {
   auto body = []() -> deja::Task<void> {
     deja::Notify n;
     auto log = std::make_shared<std::vector<int>>();

@@ -68,7 +68,7 @@ TEST_CASE("simulated time jumps to the next timer instead of waiting") {
   REQUIRE(std::chrono::steady_clock::now() - wall < 10min);  // not waiting for real (a generous bound)
 }
 
-TEST_CASE("the same seed gives the same trace hash and decisions; 20 seeds") {
+TEST_CASE("the same seed gives the same trace hash and decisions (20 seeds)") {
   for (std::uint64_t seed = 1; seed <= 20; ++seed) {
     deja::sim::Config c;
     c.seed = seed;
@@ -85,7 +85,7 @@ TEST_CASE("the same seed gives the same trace hash and decisions; 20 seeds") {
   REQUIRE(deja::sim::run(c1, sleepy_workers).trace_hash() != deja::sim::run(c2, sleepy_workers).trace_hash());
 }
 
-TEST_CASE("the simulator finds a lost update and the replay line reproduces it; up to 200 seeds") {
+TEST_CASE("the simulator finds a lost update and the replay line reproduces it (up to 200 seeds)") {
   deja::sim::SweepOptions opts;
   opts.default_seeds = 200;
   opts.replay_args = this_test();
@@ -111,7 +111,7 @@ TEST_CASE("the simulator finds a lost update and the replay line reproduces it; 
   REQUIRE(replayed.replay_command().find("DEJA_REPLAY=d1.") != std::string::npos);
 }
 
-TEST_CASE("PCT also finds the lost update; up to 200 seeds") {
+TEST_CASE("PCT also finds the lost update (up to 200 seeds)") {
   deja::sim::SweepOptions opts;
   opts.default_seeds = 200;
   opts.base.strategy = deja::sim::Strategy::kPct;

@@ -200,7 +200,7 @@ TEST_CASE("TimerWheel: a callback can re-insert its own entry, which fires later
   REQUIRE(fire_until(w, 1000) == std::vector<TimerEntry*>{&periodic});
 }
 
-TEST_CASE("TimerWheel: inside a callback now() is the deadline being fired; afterwards it is the target") {
+TEST_CASE("TimerWheel: inside a callback now() is the deadline being fired - afterwards it is the target") {
   TimerEntry a, b, c;
   TimerWheel w(0);
   w.insert(a, 70);

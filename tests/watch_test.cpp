@@ -40,7 +40,7 @@ TEST_CASE("watch changed completes once a newer value is sent, and marks it seen
   deja::block_on(body());
 }
 
-TEST_CASE("watch borrow_and_update marks the value seen; borrow does not") {
+TEST_CASE("watch borrow_and_update marks the value seen - borrow does not") {
   auto [tx, rx] = deja::watch::channel(1);
   REQUIRE_FALSE(tx.send(2));
   REQUIRE(rx.has_changed());
