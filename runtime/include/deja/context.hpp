@@ -5,6 +5,10 @@
 #include "deja/errors.hpp"
 #include "deja/scheduler.hpp"
 
+namespace deja::net {
+class NetDriver;
+}
+
 namespace deja {
 
 class TimeDriver;
@@ -18,6 +22,9 @@ struct RuntimeContext {
   IoDriver* io = nullptr;  // null where the runtime has no I/O
   Entropy* entropy = nullptr;
   BlockingExecutor* blocking = nullptr;  // null: spawn_blocking runs the job inline (the simulator)
+  // The network (net/driver.hpp). Null: deja::net uses posix sockets on `io`. Only declared here, so
+  // the runtime does not depend on net; the simulator installs its simulated network.
+  net::NetDriver* net = nullptr;
 };
 
 namespace detail {
