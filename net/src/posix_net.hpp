@@ -1,0 +1,120 @@
+// The posix network: NetDriver over non-blocking sockets on the production reactor (AsyncFd,
+// edge-triggered). Private to deja::net; the public classes reach it only through current_driver().
+#pragma once
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "deja/io.hpp"
+#include "deja/net/driver.hpp"
+
+namespace deja::net::posix {
+
+// A file descriptor that is closed exactly once, when its owner goes.
+class OwnedFd {
+ public:
+  OwnedFd() noexcept = default;
+  explicit OwnedFd(int fd) noexcept : fd_(fd) {}
+  OwnedFd(OwnedFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  OwnedFd& operator=(OwnedFd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd() { reset(); }
+
+  int get() const noexcept { return fd_; }
+  void reset() noexcept {
+    // close() is not retried on EINTR: on Linux the descriptor is released even then, and a
+    // retry could close a descriptor another thread has just been given.
+    if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// std::system_error with errno's generic_category code and "deja::net: <what>".
+[[noreturn]] void throw_errno(int error, const char* what);
+
+// A non-blocking, close-on-exec socket; throws std::system_error.
+OwnedFd open_socket(int family, int type);
+
+// The address the kernel gave a socket (getsockname) or its peer (getpeername); throws std::system_error.
+SocketAddr local_address_of(int fd);
+SocketAddr peer_address_of(int fd);
+
+// One end of a TCP connection. The OwnedFd is declared before the AsyncFd so the registration is
+// dropped (and any waiter woken) before the descriptor is closed.
+class PosixStream final : public StreamBackend {
+ public:
+  PosixStream(OwnedFd fd, AsyncFd afd, SocketAddr peer) noexcept
+      : fd_(std::move(fd)), afd_(std::move(afd)), peer_(peer) {}
+  Task<std::size_t> read(std::span<std::byte> buf) override;
+  Task<std::size_t> write(std::span<const std::byte> buf) override;
+  void shutdown_write() override;
+  void set_nodelay(bool on) override;
+  bool nodelay() const override;
+  SocketAddr local_addr() const override { return local_address_of(fd_.get()); }
+  SocketAddr peer_addr() const override { return peer_; }
+
+ private:
+  OwnedFd fd_;
+  AsyncFd afd_;
+  SocketAddr peer_;
+  bool reading_ = false;  // one read and one write at a time (driver.hpp); a second is a UsageError
+  bool writing_ = false;
+};
+
+class PosixListener final : public ListenerBackend {
+ public:
+  PosixListener(OwnedFd fd, AsyncFd afd, SocketAddr local) noexcept
+      : fd_(std::move(fd)), afd_(std::move(afd)), local_(local) {}
+  Task<std::unique_ptr<StreamBackend>> accept() override;
+  SocketAddr local_addr() const override { return local_; }
+
+ private:
+  OwnedFd fd_;
+  AsyncFd afd_;
+  SocketAddr local_;
+};
+
+class PosixDatagram final : public DatagramBackend {
+ public:
+  PosixDatagram(OwnedFd fd, AsyncFd afd, SocketAddr local) noexcept
+      : fd_(std::move(fd)), afd_(std::move(afd)), local_(local) {}
+  Task<std::size_t> send_to(std::span<const std::byte> data, SocketAddr to) override;
+  Task<Received> recv_from(std::span<std::byte> buf) override;
+  void connect(SocketAddr peer) override;
+  Task<std::size_t> send(std::span<const std::byte> data) override;
+  Task<std::size_t> recv(std::span<std::byte> buf) override;
+  SocketAddr local_addr() const override { return local_; }
+
+ private:
+  // sendto() with `to` (or with no address once connected), waiting while the buffer is full.
+  Task<std::size_t> send_impl(std::span<const std::byte> data, const SocketAddr* to);
+  OwnedFd fd_;
+  AsyncFd afd_;
+  SocketAddr local_;
+  bool connected_ = false;
+};
+
+class PosixNetDriver final : public NetDriver {
+ public:
+  Task<std::unique_ptr<StreamBackend>> connect(SocketAddr to) override;
+  std::unique_ptr<ListenerBackend> listen(SocketAddr at, std::uint32_t backlog) override;
+  std::unique_ptr<DatagramBackend> bind_udp(SocketAddr at) override;
+  Task<std::vector<SocketAddr>> lookup(std::string host, std::uint16_t port) override;
+};
+
+}  // namespace deja::net::posix

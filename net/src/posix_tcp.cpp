@@ -1,0 +1,143 @@
+// TCP on the reactor: reads and writes that wait for readiness on EAGAIN, and an accept loop that
+// backs off when the process runs out of file descriptors.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "deja/errors.hpp"
+#include "deja/time.hpp"
+#include "posix_net.hpp"
+
+namespace deja::net::posix {
+
+namespace {
+
+// Marks an operation in flight for its lifetime, including a cancelled one's (the frame is
+// destroyed at its suspension point and this destructor runs).
+class InFlight {
+ public:
+  InFlight(bool& flag, const char* what) : flag_(flag) {
+    if (flag_) throw UsageError(std::string("deja::net: two concurrent ") + what + "s on one TCP stream; split it and use one task per half");
+    flag_ = true;
+  }
+  ~InFlight() { flag_ = false; }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  bool& flag_;
+};
+
+bool would_block(int error) noexcept { return error == EAGAIN || error == EWOULDBLOCK; }
+
+}  // namespace
+
+Task<std::size_t> PosixStream::read(std::span<std::byte> buf) {
+  if (buf.empty()) co_return 0;
+  InFlight busy(reading_, "read");
+  for (;;) {
+    const ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
+    if (n >= 0) co_return static_cast<std::size_t>(n);
+    const int error = errno;
+    if (error == EINTR) continue;
+    if (!would_block(error)) throw_errno(error, "read");
+    afd_.clear_ready(Interest::kReadable);
+    co_await afd_.readable();
+  }
+}
+
+Task<std::size_t> PosixStream::write(std::span<const std::byte> buf) {
+  if (buf.empty()) co_return 0;
+  InFlight busy(writing_, "write");
+  for (;;) {
+    // MSG_NOSIGNAL: a peer that went away is EPIPE here, not a SIGPIPE that kills the process.
+    const ssize_t n = ::send(fd_.get(), buf.data(), buf.size(), MSG_NOSIGNAL);
+    if (n >= 0) co_return static_cast<std::size_t>(n);
+    const int error = errno;
+    if (error == EINTR) continue;
+    if (!would_block(error)) throw_errno(error, "write");
+    afd_.clear_ready(Interest::kWritable);
+    co_await afd_.writable();
+  }
+}
+
+void PosixStream::shutdown_write() {
+  // ENOTCONN: the connection is already gone (reset by the peer), so there is nothing to shut.
+  if (::shutdown(fd_.get(), SHUT_WR) < 0 && errno != ENOTCONN) throw_errno(errno, "shutdown");
+}
+
+void PosixStream::set_nodelay(bool on) {
+  const int value = on ? 1 : 0;
+  if (::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) < 0) throw_errno(errno, "setsockopt(TCP_NODELAY)");
+}
+
+bool PosixStream::nodelay() const {
+  int value = 0;
+  socklen_t length = sizeof value;
+  if (::getsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &value, &length) < 0) throw_errno(errno, "getsockopt(TCP_NODELAY)");
+  return value != 0;
+}
+
+Task<std::unique_ptr<StreamBackend>> PosixListener::accept() {
+  // Out of descriptors (or kernel memory), accept fails at once for as long as the condition
+  // lasts while the listener stays readable; retrying at once would spin a core. The wait doubles
+  // from 1 ms up to a cap, so a server recovers within the cap once descriptors are freed.
+  constexpr std::chrono::milliseconds kFirstBackoff{1};
+  constexpr std::chrono::milliseconds kMaxBackoff{200};
+  std::chrono::milliseconds backoff{0};
+  for (;;) {
+    sockaddr_storage storage{};
+    socklen_t length = sizeof storage;
+    const int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&storage), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      OwnedFd connection(fd);
+      const SocketAddr peer = SocketAddr::from_sockaddr(reinterpret_cast<const sockaddr*>(&storage), length);
+      try {
+        AsyncFd afd(connection.get());
+        co_return std::make_unique<PosixStream>(std::move(connection), std::move(afd), peer);
+      } catch (const CapacityExceeded&) {
+        // The runtime's registration limit: drop this connection (its peer sees it closed) and
+        // back off as for running out of descriptors.
+      }
+    } else {
+      const int error = errno;
+      switch (error) {
+        case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+        case EWOULDBLOCK:
+#endif
+          backoff = std::chrono::milliseconds{0};
+          afd_.clear_ready(Interest::kReadable);
+          co_await afd_.readable();
+          continue;
+        // A connection that was reset before we took it, or (accept(2), Linux) a network error
+        // already pending on the new socket: neither concerns the listener, so take the next one.
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case ENOPROTOOPT:
+        case EHOSTDOWN:
+        case ENONET:
+        case EHOSTUNREACH:
+        case EOPNOTSUPP:
+        case ENETUNREACH:
+        case ENETDOWN:
+          continue;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+          break;
+        default:
+          throw_errno(error, "accept");
+      }
+    }
+    backoff = backoff.count() == 0 ? kFirstBackoff : std::min(backoff * 2, kMaxBackoff);
+    co_await deja::sleep(backoff);
+  }
+}
+
+}  // namespace deja::net::posix
