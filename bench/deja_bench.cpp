@@ -2,6 +2,9 @@
 // Asio peers). Each workload checks its own result and exits non-zero when it is wrong.
 //   deja-bench <bench> [--rt mt|ct|sim] [--threads N] [--io epoll|uring] [--reps R] [--port P]
 #include <algorithm>
+#include <array>
+#include <span>
+#include <system_error>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -12,6 +15,7 @@
 #include <vector>
 
 #include "deja/deja.hpp"
+#include "deja/net.hpp"
 #include "deja/sim/simulator.hpp"
 #include "deja/sync/mpsc.hpp"
 #include "deja/sync/oneshot.hpp"
@@ -32,7 +36,7 @@ struct Options {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "deja-bench: %s\nusage: deja-bench <bench> [--rt mt|ct|sim] [--threads N] [--io epoll|uring] [--reps R] [--port P]\n"
-               "benches: spawn_join chained_spawn yield_many ping_pong mpsc_contended timer_churn\n",
+               "benches: spawn_join chained_spawn yield_many ping_pong mpsc_contended timer_churn sim_timers echo_server\n",
                why);
   std::exit(2);
 }
@@ -64,6 +68,32 @@ void check(bool ok, const char* what) {
   if (!ok) {
     std::fprintf(stderr, "deja-bench: wrong result: %s\n", what);
     std::exit(1);
+  }
+}
+
+// --- echo_server (tcp_echo): serves until killed, as the peers' echo servers do ------------------
+
+deja::Task<void> echo_connection(deja::net::TcpStream stream) {
+  stream.set_nodelay(true);
+  std::array<std::byte, 4096> buf;
+  try {
+    for (;;) {
+      const std::size_t n = co_await stream.read(buf);
+      if (n == 0) co_return;
+      co_await stream.write_all(std::span<const std::byte>(buf.data(), n));
+    }
+  } catch (const std::system_error&) {
+    // A client that resets its connection ends only that connection.
+  }
+}
+
+deja::Task<void> echo_server(int port) {
+  auto listener = deja::net::TcpListener::bind({deja::net::IpAddr::v4_loopback(), static_cast<std::uint16_t>(port)});
+  std::printf("listening %s\n", listener.local_addr().to_string().c_str());
+  std::fflush(stdout);
+  for (;;) {
+    auto accepted = co_await listener.accept();
+    deja::spawn(echo_connection(std::move(accepted.stream))).detach();
   }
 }
 
@@ -202,6 +232,12 @@ int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   if (o.rt != "ct" && o.rt != "sim") usage(("--rt " + o.rt + " is not available yet (ct and sim are)").c_str());
   if (o.io != "epoll") usage(("--io " + o.io + " is not available yet (only epoll)").c_str());
+  if (o.bench == "echo_server") {
+    if (o.rt != "ct") usage("echo_server runs on --rt ct");
+    if (o.port < 0 || o.port > 65535) usage("--port must be 0-65535");
+    deja::block_on(echo_server(o.port));
+    return 0;
+  }
   const auto& all = workloads();
   const auto it = std::find_if(all.begin(), all.end(), [&](const Workload& w) { return o.bench == w.name; });
   if (it == all.end()) usage(("unknown or not yet available bench " + o.bench).c_str());

@@ -48,8 +48,9 @@ void PosixDatagram::connect(SocketAddr peer) {
 }
 
 Task<std::size_t> PosixDatagram::send(std::span<const std::byte> data) {
+  // Thrown from the coroutine, so the caller sees it where it awaits, as every other error.
   if (!connected_) throw std::system_error(std::make_error_code(std::errc::not_connected), "deja::net: UdpSocket::send before connect");
-  return send_impl(data, nullptr);
+  co_return co_await send_impl(data, nullptr);
 }
 
 Task<std::size_t> PosixDatagram::recv(std::span<std::byte> buf) {
