@@ -92,6 +92,43 @@ ParseResult parse_command(std::string_view in, std::vector<std::string>& args, c
   return {ParseStatus::kCommand, at, {}};
 }
 
+ParseResult parse_reply(std::string_view in, Reply& reply, const Limits& limits) {
+  reply = Reply{};
+  if (in.empty()) return {ParseStatus::kIncomplete, 0, {}};
+  const char type = in[0];
+  if (type == '+' || type == '-') {
+    const std::size_t end = in.find("\r\n");
+    if (end == std::string_view::npos) {
+      if (in.size() > limits.max_inline_length) return error("Protocol error: too long a status line");
+      return {ParseStatus::kIncomplete, 0, {}};
+    }
+    reply.type = type == '+' ? Reply::Type::kSimple : Reply::Type::kError;
+    reply.text.assign(in.substr(1, end - 1));
+    return {ParseStatus::kCommand, end + 2, {}};
+  }
+  std::size_t at = 1;
+  long long value = 0;
+  bool incomplete = false;
+  if (type != ':' && type != '$') return error(std::string("Protocol error: unexpected reply type '") + type + "'");
+  if (!read_length_line(in, at, value, incomplete)) {
+    if (incomplete) return {ParseStatus::kIncomplete, 0, {}};
+    return error("Protocol error: invalid number in reply");
+  }
+  if (type == ':') {
+    reply.type = Reply::Type::kInteger;
+    reply.integer = value;
+    return {ParseStatus::kCommand, at, {}};
+  }
+  if (value == -1) return {ParseStatus::kCommand, at, {}};  // the null bulk string
+  if (value < 0 || static_cast<unsigned long long>(value) > limits.max_bulk_length) return error("Protocol error: invalid bulk length");
+  const auto n = static_cast<std::size_t>(value);
+  if (in.size() - at < n + 2) return {ParseStatus::kIncomplete, 0, {}};
+  if (in[at + n] != '\r' || in[at + n + 1] != '\n') return error("Protocol error: bulk string not terminated by CRLF");
+  reply.type = Reply::Type::kBulk;
+  reply.text.assign(in.substr(at, n));
+  return {ParseStatus::kCommand, at + n + 2, {}};
+}
+
 void append_simple(std::string& out, std::string_view text) { append_line(out, '+', text); }
 
 void append_error(std::string& out, std::string_view text) {

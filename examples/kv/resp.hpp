@@ -38,6 +38,19 @@ struct ParseResult {
 // The work per call is bounded by the limits.
 ParseResult parse_command(std::string_view input, std::vector<std::string>& args, const Limits& limits = {});
 
+// A reply as a client reads it. Arrays are not parsed (the kv commands never answer with one
+// except CONFIG GET and COMMAND, which clients of this example do not send).
+struct Reply {
+  enum class Type : std::uint8_t { kSimple, kError, kInteger, kBulk, kNull };
+  Type type = Type::kNull;
+  std::string text;  // simple string, error message (without '-'), or bulk data
+  std::int64_t integer = 0;
+};
+
+// Parses the reply at the front of `input` (kCommand means one reply was parsed). Replies longer
+// than limits.max_bulk_length are a protocol error.
+ParseResult parse_reply(std::string_view input, Reply& reply, const Limits& limits = {});
+
 // Reply encoders: each appends one RESP2 value to `out`.
 void append_simple(std::string& out, std::string_view text);  // +OK; text must not hold \r or \n
 void append_error(std::string& out, std::string_view text);   // -ERR ...; \r and \n become spaces

@@ -94,6 +94,17 @@ class JoinSet {
   // Waits for the next task to finish.
   NextAwaiter join_next() noexcept { return NextAwaiter{*this}; }
 
+  // A finished task's value (rethrowing its exception, or TaskCancelled) without waiting, or
+  // nullopt when none has finished. A server reaps its finished connection tasks with it, so the
+  // set holds only live ones.
+  std::optional<Result> try_join_next() {
+    if (done_.empty()) return std::nullopt;
+    auto it = done_.begin();
+    JoinHandle<T> handle = std::move(it->handle);
+    done_.erase(it);
+    return detail::take_stored<T>(handle);
+  }
+
  private:
   static void on_finished(detail::Waiter* base) noexcept {
     auto* e = static_cast<Entry*>(base);
