@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test demo bench asan warnings clang-test fuzz clean
+.PHONY: all deps configure build test demo bench kv-bench asan warnings clang-test fuzz clean
 
 all: build
 
@@ -28,6 +28,14 @@ bench: deps
 	@cmake --build build-release -j $(JOBS) --target deja-bench
 	@for b in spawn_join chained_spawn yield_many ping_pong mpsc_contended timer_churn; do \
 	  build-release/bench/deja-bench $$b --rt ct || exit 1; done
+
+# The kv example against Debian's redis-server with redis-benchmark (KV_REQUESTS per test).
+KV_REQUESTS ?= 200000
+kv-bench: deps
+	@scripts/install-deps.sh redis-tools redis-server bc
+	@cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DDEJA_BUILD_TESTS=OFF >/dev/null
+	@cmake --build build-release -j $(JOBS) --target deja-kv
+	@scripts/kv-bench.sh $(KV_REQUESTS)
 
 # The suite under AddressSanitizer + UndefinedBehaviorSanitizer (g++, which also proves the Task
 # await path does not rely on symmetric-transfer tail calls).
