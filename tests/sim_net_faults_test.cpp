@@ -421,3 +421,50 @@ TEST_CASE("sim net: a failed run's trace shows network sends and deliveries and 
   REQUIRE(tail.find("net drop syn") != std::string::npos);
   REQUIRE(tail.find("net fault: partition") != std::string::npos);
 }
+
+namespace {
+
+// Measures one UDP round trip from main to `to` (which echoes).
+deja::Task<Duration> round_trip(deja::net::DatagramBackend& u, SocketAddr to) {
+  const auto t0 = deja::now();
+  (void)co_await u.send_to(bytes("p"), to);
+  std::byte buf[4];
+  (void)co_await u.recv_from(buf);
+  co_return deja::now() - t0;
+}
+
+deja::Task<void> per_link_latency() {
+  deja::sim::LinkConfig fast;
+  fast.min_latency = 1ms;
+  fast.max_latency = 2ms;
+  fast.udp_loss = 0;
+  fast.udp_duplicate = 0;
+  deja::sim::set_default_link(fast);
+  const NodeId near = deja::sim::add_node("near", [] { return udp_echo(); });
+  const NodeId far = deja::sim::add_node("far", [] { return udp_echo(); });
+  deja::sim::LinkConfig slow = fast;
+  slow.min_latency = 100ms;
+  slow.max_latency = 150ms;
+  deja::sim::set_link(NodeId{0}, far, slow);  // one direction only
+  co_await deja::sleep(1ms);
+  auto u = driver().bind_udp(SocketAddr::parse("0.0.0.0:0"));
+  for (int i = 0; i < 10; ++i) {
+    const Duration to_near = co_await round_trip(*u, addr(near, 5000));
+    DEJA_ASSERT(to_near >= 2ms && to_near <= 4ms);
+    const Duration to_far = co_await round_trip(*u, addr(far, 5000));
+    DEJA_ASSERT(to_far >= 101ms && to_far <= 152ms);
+  }
+  // An isolated node hears nothing and is heard by nobody, until healed.
+  deja::sim::isolate(near);
+  const std::error_code silent = co_await error_of(deja::timeout(1s, round_trip(*u, addr(near, 5000))));
+  DEJA_ASSERT(silent == std::errc::timed_out);
+  deja::sim::heal();
+  const Duration back = co_await round_trip(*u, addr(near, 5000));
+  DEJA_ASSERT(back <= 4ms);
+}
+
+}  // namespace
+
+TEST_CASE("sim net: each link has its own latency and an isolated node is cut until healed (20 seeds)", "[sim][net]") {
+  sweep_or_fail(per_link_latency, 20);
+}
