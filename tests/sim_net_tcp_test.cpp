@@ -345,3 +345,37 @@ TEST_CASE("sim net: bad input and exhausted bounds are clear errors (1 seed)", "
   }
   REQUIRE(outside);
 }
+
+namespace {
+
+// With room for only a few sockets in the world, many connections opened and closed (some cut by
+// crashes, some refused, some abandoned mid-connect) still fit: every socket is given back.
+deja::Task<void> sockets_given_back() {
+  const auto server = deja::sim::add_node("server", [] { return echo_server(7000); });
+  co_await deja::sleep(1ms);
+  for (int i = 0; i < 40; ++i) {
+    if (i % 10 == 5) {
+      deja::sim::crash(server);
+      const std::error_code down = co_await error_of(deja::timeout(50ms, driver().connect(addr(server, 7000))));
+      DEJA_ASSERT(down == std::errc::timed_out);
+      deja::sim::restart(server);
+      co_await deja::sleep(1ms);
+    }
+    auto s = co_await driver().connect(addr(server, 7000));
+    co_await write_all(*s, "x");
+    const std::string back = co_await read_exact(*s, 1);
+    DEJA_ASSERT(back == "x");
+    if (i % 3 == 0) {
+      const std::error_code refused = co_await error_of(driver().connect(addr(server, 7001)));
+      DEJA_ASSERT(refused == std::errc::connection_refused);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("sim net: every socket is given back after close and crash and refusal and cancellation (20 seeds)", "[sim][net]") {
+  deja::sim::NetworkConfig net;
+  net.max_sockets = 6;  // the listener, the echo connection's two ends, and a little slack
+  sweep_or_fail(sockets_given_back, 20, false, net);
+}

@@ -285,6 +285,7 @@ class SimNetworkImpl : public std::enable_shared_from_this<SimNetworkImpl> {
       l->crashed = true;
       l->queue.clear();  // their server ends are in n.conns, reset above
       wake_all(l->acceptors);
+      uncount_socket();
     }
     n.listeners.clear();
     for (auto& [port, u] : n.udp) {
@@ -292,6 +293,7 @@ class SimNetworkImpl : public std::enable_shared_from_this<SimNetworkImpl> {
       u->crashed = true;
       u->queue.clear();
       wake_all(u->receivers);
+      uncount_socket();
     }
     n.udp.clear();
     n.client_ports.clear();
