@@ -1,6 +1,6 @@
 // deja's benchmark program: the workloads of WORKLOADS.md (the contract shared with the Tokio and
 // Asio peers). Each workload checks its own result and exits non-zero when it is wrong.
-//   deja-bench <bench> [--rt mt|ct|sim] [--threads N] [--io epoll|uring] [--reps R] [--port P]
+//   deja-bench <bench> [--rt mt|ct|sim] [--threads N] [--io epoll|uring] [--reps R] [--port P] [--nodes N]
 #include <algorithm>
 #include <array>
 #include <span>
@@ -15,7 +15,11 @@
 #include <vector>
 
 #include "deja/deja.hpp"
+#include "deja/context.hpp"
 #include "deja/net.hpp"
+#include "deja/net/driver.hpp"
+#include "deja/sim/network.hpp"
+#include "deja/sim/node.hpp"
 #include "deja/sim/simulator.hpp"
 #include "deja/sync/mpsc.hpp"
 #include "deja/sync/oneshot.hpp"
@@ -31,12 +35,13 @@ struct Options {
   std::string io = "epoll";
   int reps = 5;
   int port = 0;
+  int nodes = 10;
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
-               "deja-bench: %s\nusage: deja-bench <bench> [--rt mt|ct|sim] [--threads N] [--io epoll|uring] [--reps R] [--port P]\n"
-               "benches: spawn_join chained_spawn yield_many ping_pong mpsc_contended timer_churn sim_timers echo_server\n",
+               "deja-bench: %s\nusage: deja-bench <bench> [--rt mt|ct|sim] [--threads N] [--io epoll|uring] [--reps R] [--port P] [--nodes N]\n"
+               "benches: spawn_join chained_spawn yield_many ping_pong mpsc_contended timer_churn sim_timers sim_net echo_server\n",
                why);
   std::exit(2);
 }
@@ -55,12 +60,14 @@ Options parse(int argc, char** argv) {
       else if (key == "--io") o.io = value;
       else if (key == "--reps") o.reps = std::stoi(value);
       else if (key == "--port") o.port = std::stoi(value);
+      else if (key == "--nodes") o.nodes = std::stoi(value);
       else usage(("unknown flag " + key).c_str());
     } catch (const std::logic_error&) {
       usage(("bad value for " + key).c_str());
     }
   }
   if (o.reps < 1) usage("--reps must be at least 1");
+  if (o.nodes < 2 || o.nodes > 100'000) usage("--nodes must be in [2, 100000]");
   return o;
 }
 
@@ -205,6 +212,54 @@ deja::Task<void> sim_timers(std::uint64_t tasks, int sleeps, double* virtual_sec
   *virtual_seconds = std::chrono::duration<double>(deja::now() - start).count();
 }
 
+// The simulated network at scale: every node sends UDP datagrams to peers drawn at random (one
+// every millisecond of virtual time) and counts what it receives; the cost is per delivered message.
+constexpr std::uint64_t kSimNetMessages = 200'000;
+constexpr std::uint16_t kSimNetPort = 5000;
+
+struct SimNetCounts {
+  std::uint64_t received = 0;
+  std::uint64_t senders_done = 0;
+};
+
+deja::Task<void> sim_net_receiver(deja::net::DatagramBackend* socket, SimNetCounts* counts) {
+  std::byte buf[64];
+  for (;;) {
+    (void)co_await socket->recv_from(buf);
+    ++counts->received;
+  }
+}
+
+deja::Task<void> sim_net_node(std::uint32_t nodes, std::uint64_t per_node, SimNetCounts* counts) {
+  auto socket = deja::current_runtime()->net->bind_udp(deja::net::SocketAddr(deja::net::IpAddr::v4_unspecified(), kSimNetPort));
+  auto receiver = deja::spawn(sim_net_receiver(socket.get(), counts));
+  const std::byte payload[32]{};
+  for (std::uint64_t i = 0; i < per_node; ++i) {
+    const auto peer = deja::sim::NodeId{static_cast<std::uint32_t>(1 + deja::random_below(nodes))};
+    (void)co_await socket->send_to(payload, deja::net::SocketAddr(deja::sim::node_ip(peer), kSimNetPort));
+    co_await deja::sleep(1ms);
+  }
+  ++counts->senders_done;
+  co_await receiver;  // runs until the simulation ends
+}
+
+deja::Task<void> sim_net(std::uint32_t nodes, std::uint64_t* delivered) {
+  deja::sim::LinkConfig link;
+  link.udp_loss = 0;
+  link.udp_duplicate = 0;
+  deja::sim::set_default_link(link);
+  const std::uint64_t per_node = kSimNetMessages / nodes;
+  SimNetCounts counts;
+  for (std::uint32_t n = 0; n < nodes; ++n) {
+    deja::sim::add_node("n" + std::to_string(n), [nodes, per_node, &counts] { return sim_net_node(nodes, per_node, &counts); });
+  }
+  while (counts.senders_done < nodes) co_await deja::sleep(100ms);
+  co_await deja::sleep(1s);  // the last messages land
+  check(counts.received == per_node * nodes, "sim_net: every datagram arrives on a lossless network");
+  check(deja::sim::net_stats().delivered == counts.received, "sim_net: delivered count");
+  *delivered = counts.received;
+}
+
 struct Workload {
   const char* name;
   std::uint64_t ops;
@@ -212,6 +267,8 @@ struct Workload {
 };
 
 double g_virtual_seconds = 0;
+std::uint32_t g_nodes = 10;
+std::uint64_t g_delivered = 0;
 
 const std::vector<Workload>& workloads() {
   static const std::vector<Workload> all = {
@@ -222,6 +279,7 @@ const std::vector<Workload>& workloads() {
       {"mpsc_contended", 1'000'000, [] { return mpsc_contended(4, 250'000); }},
       {"timer_churn", 1'000'000, [] { return timer_churn(1'000'000); }},
       {"sim_timers", 1'000'000, [] { return sim_timers(10'000, 100, &g_virtual_seconds); }},
+      {"sim_net", kSimNetMessages, [] { return sim_net(g_nodes, &g_delivered); }},
   };
   return all;
 }
@@ -242,6 +300,8 @@ int main(int argc, char** argv) {
   const auto it = std::find_if(all.begin(), all.end(), [&](const Workload& w) { return o.bench == w.name; });
   if (it == all.end()) usage(("unknown or not yet available bench " + o.bench).c_str());
   if (o.bench == "sim_timers" && o.rt != "sim") usage("sim_timers runs on --rt sim");
+  if (o.bench == "sim_net" && o.rt != "sim") usage("sim_net runs on --rt sim");
+  g_nodes = static_cast<std::uint32_t>(o.nodes);
 
   std::vector<double> ns;
   std::uint64_t trace_hash = 0;
@@ -271,6 +331,12 @@ int main(int argc, char** argv) {
   }
   std::sort(ns.begin(), ns.end());
   const double median = ns[ns.size() / 2];
+  if (o.bench == "sim_net") {
+    // One op is one delivered message (ops rounds kSimNetMessages down to a multiple of the nodes).
+    std::printf("bench=sim_net impl=deja-sim nodes=%d ops=%llu ns_per_op=%.1f\n", o.nodes,
+                static_cast<unsigned long long>(g_delivered), median / static_cast<double>(g_delivered));
+    return 0;
+  }
   std::printf("bench=%s impl=deja-%s ops=%llu ns_per_op=%.1f", it->name, o.rt.c_str(), static_cast<unsigned long long>(it->ops),
               median / static_cast<double>(it->ops));
   if (o.bench == "sim_timers") {

@@ -18,6 +18,7 @@
 #include "deja/scheduler.hpp"
 #include "deja/sim/replay_token.hpp"
 #include "deja/spawn.hpp"
+#include "sim_network.hpp"
 #include "trace_record.hpp"
 
 namespace deja::sim {
@@ -105,10 +106,11 @@ struct Node {
 
 }  // namespace
 
-class Simulator final : public Scheduler, public TimeDriver, public Entropy {
+class Simulator final : public Scheduler, public TimeDriver, public Entropy, public NetHost {
  public:
   Simulator(const Config& config, DeterminismProbe* probe)
-      : config_(config), tasks_(std::numeric_limits<std::size_t>::max()), seeded_(config.seed), probe_(probe) {
+      : config_(config), tasks_(std::numeric_limits<std::size_t>::max()), seeded_(config.seed), probe_(probe),
+        net_(std::make_unique<SimNetwork>(*this, config.network)) {
     nodes_.push_back(Node{"main", {}, true, 1});
     if (config.source) source_ = config.source;
     else if (config.replay) {
@@ -121,6 +123,7 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy {
     context_.time = this;
     context_.io = nullptr;
     context_.entropy = this;
+    context_.net = net_.get();
     if (config_.strategy == Strategy::kPct) {
       if (config_.pct_depth == 0) throw UsageError("deja::sim: pct_depth must be at least 1");
       for (std::uint32_t i = 1; i < config_.pct_depth; ++i) {
@@ -150,6 +153,9 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy {
       fail(std::string("the simulation could not start the main task: ") + e.what());
     }
     root = JoinHandle<void>();
+    // The network ends first, so that sockets destroyed with their tasks send nothing (and draw no
+    // decisions) while the run is torn down.
+    net_->end();
     shutdown();
     tls_simulator = saved;
     return outcome();
@@ -205,6 +211,15 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy {
   // --- Entropy ----------------------------------------------------------------------------
   std::uint64_t next_u64() noexcept override { return choose(0); }
   std::uint64_t next_below(std::uint64_t bound) noexcept override { return bound <= 1 ? 0 : choose(bound); }
+  // --- NetHost (the simulated network) ------------------------------------------------------
+  std::uint64_t net_choose(std::uint64_t bound) noexcept override { return bound == 1 ? 0 : choose(bound); }
+  void net_record(EventKind kind, std::uint32_t node, std::uint64_t a, std::uint64_t b) noexcept override {
+    record(kind, node, current_id(), a, b);
+  }
+  std::uint32_t net_current_node() const noexcept override { return current_owner(); }
+  bool net_node_up(std::uint32_t node) const noexcept override { return node < nodes_.size() && nodes_[node].up; }
+  TimeDriver& net_time() noexcept override { return *this; }
+
   bool buggify(double p) noexcept override {
     if (p <= 0.0) return false;
     if (p >= 1.0) return true;
@@ -233,6 +248,7 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy {
     Task<void> first = main();
     if (!first.valid()) throw UsageError("deja::sim::add_node: the main function returned an empty Task");
     const auto id = static_cast<std::uint32_t>(nodes_.size());
+    net_->on_node_added(id, name);
     nodes_.push_back(Node{std::move(name), std::move(main), true, 1});
     record(EventKind::kNodeAdd, id, current_id(), 0, 0);
     spawn_node_main(id, std::move(first));
@@ -247,6 +263,9 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy {
     }
     n.up = false;
     record(EventKind::kCrash, node.value, current_id(), tasks_of(node.value).size(), 0);
+    // Its sockets die first, so that the peers are reset and the destructors of the dying tasks'
+    // sockets find nothing left to close gracefully.
+    net_->on_crash(node.value);
     // Destroying a task runs destructors, which may abort, complete or (rarely) spawn other tasks
     // of the node, so the victims are pinned while they go, and the sweep repeats until none is left.
     for (std::vector<TaskHeader*> victims = tasks_of(node.value); !victims.empty(); victims = tasks_of(node.value)) {
@@ -587,6 +606,7 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy {
   std::optional<std::uint32_t> spawn_owner_;  // the node of the next spawned task, if not the spawner's
   DeterminismProbe* probe_ = nullptr;
   bool halted_ = false;  // stopped by the determinism check
+  std::unique_ptr<SimNetwork> net_;  // after everything it uses (it is destroyed first)
 };
 
 thread_local Simulator* Simulator::tls_simulator = nullptr;

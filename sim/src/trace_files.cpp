@@ -144,6 +144,35 @@ std::string what_happened(const TraceEvent& e, const std::vector<std::string>& n
       w += u64(e.a);
       w += ")";
       return w;
+    case EventKind::kNetSend:
+    case EventKind::kNetDeliver:
+    case EventKind::kNetDrop: {
+      static constexpr const char* kMsg[] = {"udp", "syn", "syn-ack", "refuse", "tcp data", "fin", "rst"};
+      const std::uint64_t m = e.a >> 32;
+      w = e.kind == EventKind::kNetSend ? "net send " : e.kind == EventKind::kNetDeliver ? "net deliver " : "net drop ";
+      w += m < 7 ? kMsg[m] : "?";
+      w += " (";
+      w += u64(e.a & 0xFFFFFFFFu);
+      w += " bytes) ";
+      w += e.kind == EventKind::kNetSend ? "to " : e.kind == EventKind::kNetDeliver ? "from " : "between here and ";
+      w += json_string(node_label(names, static_cast<std::uint32_t>(e.b)));
+      return w;
+    }
+    case EventKind::kNetFault: {
+      static constexpr const char* kFault[] = {"partition", "one-way partition", "isolate",    "clog node",
+                                               "unclog node", "clog link",       "unclog link", "heal"};
+      w = "net fault: ";
+      w += e.a < 8 ? kFault[e.a] : "?";
+      if (e.a != 7) {
+        w += " ";
+        w += json_string(node_label(names, static_cast<std::uint32_t>(e.b >> 32)));
+        if (e.a == 0 || e.a == 1 || e.a == 5 || e.a == 6) {
+          w += " / ";
+          w += json_string(node_label(names, static_cast<std::uint32_t>(e.b & 0xFFFFFFFFu)));
+        }
+      }
+      return w;
+    }
   }
   return "?";
 }
@@ -191,6 +220,10 @@ const char* kind_name(EventKind k) noexcept {
     case EventKind::kCrash: return "crash";
     case EventKind::kKilled: return "killed";
     case EventKind::kRestart: return "restart";
+    case EventKind::kNetSend: return "net-send";
+    case EventKind::kNetDeliver: return "net-deliver";
+    case EventKind::kNetDrop: return "net-drop";
+    case EventKind::kNetFault: return "net-fault";
   }
   return "?";
 }

@@ -21,6 +21,11 @@ enum class EventKind : std::uint8_t {
   kCrash,      // node crashed; a = how many of its tasks were live
   kKilled,     // a task destroyed by its node's crash
   kRestart,    // node restarted; a = its boot count (1 is the first boot)
+  // The simulated network (a = message kind << 32 | payload bytes, b = the other node):
+  kNetSend,     // node put a message on the link toward b
+  kNetDeliver,  // a message from b arrived at node
+  kNetDrop,     // a message between node and b was lost
+  kNetFault,    // a fault applied by node; a = fault kind, b = first node << 32 | second node
 };
 
 const char* kind_name(EventKind k) noexcept;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "deja/sim/decision_source.hpp"
+#include "deja/sim/network.hpp"
 #include "deja/sim/node.hpp"
 #include "deja/task.hpp"
 #include "deja/time.hpp"
@@ -54,6 +55,8 @@ struct Config {
   // differ anywhere, naming the first event that differs. sweep() turns it on for
   // DEJA_CHECK_DETERMINISM=1.
   bool check_determinism = false;
+  // The simulated network's defaults: link latency and loss, timeouts, buffer bounds.
+  NetworkConfig network;
 };
 
 struct TraceRecord;
