@@ -146,7 +146,20 @@ LinearizabilityResult check_register(const std::vector<RegisterOp>& source, std:
   for (const std::size_t i : candidates(deepest_key.bits)) {
     if (ops[i].ret == kNever) continue;
     e += "\n  " + show_op(ops[i], source, values);
+    // For a read, who wrote what it saw, and who wrote what the register should hold: the two
+    // ends of the contradiction.
+    if (!ops[i].is_write) {
+      for (const Op& w : ops) {
+        if (w.is_write && w.value == ops[i].value) e += "\n      its value was written by " + show_op(w, source, values);
+      }
+    }
     if (++shown == 8) break;
+  }
+  for (const Op& w : ops) {
+    if (w.is_write && w.value == deepest_key.value && has(deepest_key.bits, static_cast<std::size_t>(&w - ops.data()))) {
+      e += "\n  the value the register holds was written by " + show_op(w, source, values);
+      break;
+    }
   }
   result.explanation = std::move(e);
   return result;

@@ -14,6 +14,7 @@
 #include "deja/net/frame_codec.hpp"
 #include "deja/net/tcp_stream.hpp"
 #include "deja/race.hpp"
+#include "deja/random.hpp"
 #include "deja/sync/mutex.hpp"
 #include "deja/time.hpp"
 
@@ -148,6 +149,9 @@ Task<void> replicate_to(std::shared_ptr<Replica::State> s, std::size_t b, Args a
         if (ok.size() != 1 || ok[0] != "OK") throw PeerProtocolError("kv: snapshot refused");
         link = std::move(stream);
       }
+      // A fault point (it fires only in the simulator): replication stalls for a while, as on a
+      // slow disk or a descheduled process, which widens every window between a write and its copies.
+      if (deja::buggify(0.05)) co_await deja::sleep(std::chrono::milliseconds(1 + deja::random_below(300)));
       co_await send(s, *link, apply);
       const Args ack = co_await receive(s, *link);
       if (ack.size() != 2 || ack[0] != "ACK" || parse_seq(ack[1]) != seq) throw PeerProtocolError("kv: bad acknowledgement");
