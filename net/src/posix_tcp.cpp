@@ -39,6 +39,9 @@ Task<std::size_t> PosixStream::read(std::span<std::byte> buf) {
   if (buf.empty()) co_return 0;
   InFlight busy(reading_, "read");
   for (;;) {
+    // Completes at once unless readiness was cleared (by EAGAIN or a short read): then the recv
+    // would only fail, so wait for the next edge first.
+    co_await afd_.readable();
     const std::uint32_t tick = afd_.ready_tick();
     const ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
     if (n >= 0) {
@@ -51,7 +54,6 @@ Task<std::size_t> PosixStream::read(std::span<std::byte> buf) {
     if (error == EINTR) continue;
     if (!would_block(error)) throw_errno(error, "read");
     afd_.clear_ready(Interest::kReadable, tick);
-    co_await afd_.readable();
   }
 }
 
@@ -59,6 +61,7 @@ Task<std::size_t> PosixStream::write(std::span<const std::byte> buf) {
   if (buf.empty()) co_return 0;
   InFlight busy(writing_, "write");
   for (;;) {
+    co_await afd_.writable();
     const std::uint32_t tick = afd_.ready_tick();
     // MSG_NOSIGNAL: a peer that went away is EPIPE here, not a SIGPIPE that kills the process.
     const ssize_t n = ::send(fd_.get(), buf.data(), buf.size(), MSG_NOSIGNAL);
@@ -71,7 +74,6 @@ Task<std::size_t> PosixStream::write(std::span<const std::byte> buf) {
     if (error == EINTR) continue;
     if (!would_block(error)) throw_errno(error, "write");
     afd_.clear_ready(Interest::kWritable, tick);
-    co_await afd_.writable();
   }
 }
 
