@@ -2,6 +2,9 @@
 // errors users expect, and cancellation of blocked reads and accepts.
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <array>
 #include <string>
 #include <vector>
@@ -355,4 +358,50 @@ deja::Task<void> concurrent_reads() {
 
 TEST_CASE("two concurrent reads on one stream and use of a moved from stream are usage errors", "[net]") {
   net_test::run(concurrent_reads());
+}
+
+namespace {
+
+double process_cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+deja::Task<void> accept_out_of_descriptors() {
+  TcpListener listener = TcpListener::bind(kLoopbackAnyPort);
+  // The handshake completes in the kernel: the connection waits in the backlog.
+  TcpStream client = co_await TcpStream::connect(listener.local_addr());
+  rlimit original{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &original) == 0);
+  // Use up every descriptor the process may have.
+  std::vector<int> hogs;
+  rlimit tight = original;
+  tight.rlim_cur = 64;
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  for (;;) {
+    const int fd = ::dup(0);
+    if (fd < 0) break;
+    hogs.push_back(fd);
+  }
+  SocketAddr peer;
+  auto accepting = deja::spawn(accept_one(&listener, &peer));
+  const double cpu_before = process_cpu_seconds();
+  co_await deja::sleep(300ms);
+  const double cpu_used = process_cpu_seconds() - cpu_before;
+  const bool finished_early = accepting.is_finished();
+  for (int fd : hogs) ::close(fd);
+  ::setrlimit(RLIMIT_NOFILE, &original);
+  REQUIRE_FALSE(finished_early);
+  // Backing off, not spinning: well under the 0.3 s a busy loop would burn.
+  CHECK(cpu_used < 0.1);
+  // Once descriptors are free again the connection is accepted, within the backoff cap.
+  co_await deja::timeout(2s, std::move(accepting));
+  REQUIRE(peer == client.local_addr());
+}
+
+}  // namespace
+
+TEST_CASE("accept waits with a backoff instead of spinning when the process is out of file descriptors", "[net]") {
+  net_test::run(accept_out_of_descriptors());
 }

@@ -73,8 +73,11 @@ Task<std::vector<SocketAddr>> PosixNetDriver::lookup(std::string host, std::uint
   if (literal.size() >= 2 && literal.front() == '[' && literal.back() == ']') literal = literal.substr(1, literal.size() - 2);
   if (const auto ip = IpAddr::try_parse(literal)) co_return std::vector<SocketAddr>{SocketAddr(*ip, port)};
   check_host_name(host);
-  auto job = [host, port] { return resolve(host, port); };
-  LookupResult result = co_await deja::spawn_blocking(std::move(job));
+  // Named, not temporaries of the co_await expression: g++ 12 destroys a closure temporary of a
+  // co_await full-expression twice (a double free under ASan).
+  auto resolve_job = [host, port] { return resolve(host, port); };
+  JoinHandle<LookupResult> resolving = deja::spawn_blocking(std::move(resolve_job));
+  LookupResult result = co_await resolving;
   if (result.gai_error == EAI_SYSTEM) throw_errno(result.sys_error, "lookup");
   if (result.gai_error == EAI_MEMORY) throw std::system_error(std::make_error_code(std::errc::not_enough_memory), "deja::net: lookup");
   if (result.gai_error != 0 || result.addrs.empty()) {

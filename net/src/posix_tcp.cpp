@@ -39,13 +39,21 @@ Task<std::size_t> PosixStream::read(std::span<std::byte> buf) {
   if (buf.empty()) co_return 0;
   InFlight busy(reading_, "read");
   for (;;) {
+    // Completes at once unless readiness was cleared (by EAGAIN or a short read): then the recv
+    // would only fail, so wait for the next edge first.
+    co_await afd_.readable();
+    const std::uint32_t tick = afd_.ready_tick();
     const ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
-    if (n >= 0) co_return static_cast<std::size_t>(n);
+    if (n >= 0) {
+      // Fewer bytes than asked: the kernel buffer is empty now, so the next read waits for the
+      // next edge instead of spending a system call to learn EAGAIN (Tokio does the same).
+      if (n > 0 && static_cast<std::size_t>(n) < buf.size()) afd_.clear_ready(Interest::kReadable, tick);
+      co_return static_cast<std::size_t>(n);
+    }
     const int error = errno;
     if (error == EINTR) continue;
     if (!would_block(error)) throw_errno(error, "read");
-    afd_.clear_ready(Interest::kReadable);
-    co_await afd_.readable();
+    afd_.clear_ready(Interest::kReadable, tick);
   }
 }
 
@@ -53,14 +61,19 @@ Task<std::size_t> PosixStream::write(std::span<const std::byte> buf) {
   if (buf.empty()) co_return 0;
   InFlight busy(writing_, "write");
   for (;;) {
+    co_await afd_.writable();
+    const std::uint32_t tick = afd_.ready_tick();
     // MSG_NOSIGNAL: a peer that went away is EPIPE here, not a SIGPIPE that kills the process.
     const ssize_t n = ::send(fd_.get(), buf.data(), buf.size(), MSG_NOSIGNAL);
-    if (n >= 0) co_return static_cast<std::size_t>(n);
+    if (n >= 0) {
+      // A short write filled the send buffer: the next write waits for space.
+      if (static_cast<std::size_t>(n) < buf.size()) afd_.clear_ready(Interest::kWritable, tick);
+      co_return static_cast<std::size_t>(n);
+    }
     const int error = errno;
     if (error == EINTR) continue;
     if (!would_block(error)) throw_errno(error, "write");
-    afd_.clear_ready(Interest::kWritable);
-    co_await afd_.writable();
+    afd_.clear_ready(Interest::kWritable, tick);
   }
 }
 
@@ -91,6 +104,7 @@ Task<std::unique_ptr<StreamBackend>> PosixListener::accept() {
   for (;;) {
     sockaddr_storage storage{};
     socklen_t length = sizeof storage;
+    const std::uint32_t tick = afd_.ready_tick();
     const int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&storage), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       OwnedFd connection(fd);
@@ -110,7 +124,7 @@ Task<std::unique_ptr<StreamBackend>> PosixListener::accept() {
         case EWOULDBLOCK:
 #endif
           backoff = std::chrono::milliseconds{0};
-          afd_.clear_ready(Interest::kReadable);
+          afd_.clear_ready(Interest::kReadable, tick);
           co_await afd_.readable();
           continue;
         // A connection that was reset before we took it, or (accept(2), Linux) a network error

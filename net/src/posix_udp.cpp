@@ -10,13 +10,14 @@ Task<std::size_t> PosixDatagram::send_impl(std::span<const std::byte> data, cons
   socklen_t length = 0;
   if (to != nullptr) length = to->to_sockaddr(storage);
   for (;;) {
+    const std::uint32_t tick = afd_.ready_tick();
     const ssize_t n = ::sendto(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL,
                                to != nullptr ? reinterpret_cast<const sockaddr*>(&storage) : nullptr, length);
     if (n >= 0) co_return static_cast<std::size_t>(n);
     const int error = errno;
     if (error == EINTR) continue;
     if (error != EAGAIN && error != EWOULDBLOCK) throw_errno(error, to != nullptr ? "send_to" : "send");
-    afd_.clear_ready(Interest::kWritable);
+    afd_.clear_ready(Interest::kWritable, tick);
     co_await afd_.writable();
   }
 }
@@ -30,12 +31,13 @@ Task<DatagramBackend::Received> PosixDatagram::recv_from(std::span<std::byte> bu
   for (;;) {
     sockaddr_storage storage{};
     socklen_t length = sizeof storage;
+    const std::uint32_t tick = afd_.ready_tick();
     const ssize_t n = ::recvfrom(fd_.get(), buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&storage), &length);
     if (n >= 0) co_return Received{static_cast<std::size_t>(n), SocketAddr::from_sockaddr(reinterpret_cast<const sockaddr*>(&storage), length)};
     const int error = errno;
     if (error == EINTR) continue;
     if (error != EAGAIN && error != EWOULDBLOCK) throw_errno(error, "recv_from");
-    afd_.clear_ready(Interest::kReadable);
+    afd_.clear_ready(Interest::kReadable, tick);
     co_await afd_.readable();
   }
 }
@@ -55,12 +57,13 @@ Task<std::size_t> PosixDatagram::send(std::span<const std::byte> data) {
 
 Task<std::size_t> PosixDatagram::recv(std::span<std::byte> buf) {
   for (;;) {
+    const std::uint32_t tick = afd_.ready_tick();
     const ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
     if (n >= 0) co_return static_cast<std::size_t>(n);
     const int error = errno;
     if (error == EINTR) continue;
     if (error != EAGAIN && error != EWOULDBLOCK) throw_errno(error, "recv");
-    afd_.clear_ready(Interest::kReadable);
+    afd_.clear_ready(Interest::kReadable, tick);
     co_await afd_.readable();
   }
 }

@@ -170,8 +170,12 @@ void CurrentThreadRuntime::turn(int timeout_ms) {
     std::uint8_t bits = 0;
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) bits |= static_cast<std::uint8_t>(Interest::kReadable);
     if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) bits |= static_cast<std::uint8_t>(Interest::kWritable);
+    // Not EPOLLERR: on a UDP socket it reports one ICMP error, which the next call consumes.
+    if (e & (EPOLLRDHUP | EPOLLHUP)) bits |= detail::kReadClosed;
+    if (e & EPOLLHUP) bits |= detail::kWriteClosed;
     std::lock_guard lock(reg->lock);
     reg->ready |= bits;
+    reg->tick.fetch_add(1, std::memory_order_release);
     if (bits & static_cast<std::uint8_t>(Interest::kReadable)) {
       while (detail::Waiter* w = reg->readers.pop_front()) w->notify();
     }

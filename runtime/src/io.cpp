@@ -35,6 +35,23 @@ void AsyncFd::clear_ready(Interest interest) noexcept {
   reg_->ready &= static_cast<std::uint8_t>(~static_cast<std::uint8_t>(interest));
 }
 
+void AsyncFd::clear_ready(Interest interest, std::uint32_t tick) noexcept {
+  if (!reg_) return;
+  std::lock_guard lock(reg_->lock);
+  if (reg_->tick.load(std::memory_order_relaxed) != tick) return;
+  reg_->ready &= static_cast<std::uint8_t>(~static_cast<std::uint8_t>(interest));
+}
+
+namespace {
+
+// The bits that let a wait for `interest` complete: the interest itself, or its side closed.
+std::uint8_t ready_mask(Interest interest) noexcept {
+  const auto bits = static_cast<std::uint8_t>(interest);
+  return static_cast<std::uint8_t>(bits | (interest == Interest::kWritable ? detail::kWriteClosed : detail::kReadClosed));
+}
+
+}  // namespace
+
 detail::WaitList& AsyncFd::ReadyAwaiter::list() noexcept {
   return interest_ == Interest::kWritable ? reg_->writers : reg_->readers;
 }
@@ -42,13 +59,13 @@ detail::WaitList& AsyncFd::ReadyAwaiter::list() noexcept {
 bool AsyncFd::ReadyAwaiter::await_ready() noexcept {
   if (!reg_) return true;  // a moved-from AsyncFd: the caller's syscall reports EBADF
   std::lock_guard lock(reg_->lock);
-  return (reg_->ready & static_cast<std::uint8_t>(interest_)) != 0;
+  return (reg_->ready & ready_mask(interest_)) != 0;
 }
 
 bool AsyncFd::ReadyAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
   waiter_.task = detail::park_current(h, interest_ == Interest::kWritable ? "fd writable" : "fd readable");
   std::lock_guard lock(reg_->lock);
-  if (reg_->ready & static_cast<std::uint8_t>(interest_)) return false;
+  if (reg_->ready & ready_mask(interest_)) return false;
   list().push_back(waiter_);
   return true;
 }

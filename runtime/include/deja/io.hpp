@@ -2,6 +2,7 @@
 // simulator's network), and AsyncFd is how code waits for a file descriptor to become ready.
 #pragma once
 
+#include <atomic>
 #include <coroutine>
 #include <cstdint>
 #include <mutex>
@@ -21,10 +22,21 @@ namespace detail {
 struct IoRegistration {
   int fd = -1;
   std::mutex lock;
-  std::uint8_t ready = 0;  // Interest bits the kernel last reported (plus error/hangup as both)
+  std::uint8_t ready = 0;  // Interest bits the kernel last reported (error/hangup as both), plus the closed bits below
+  // Counts the reactor's events for this fd (bumped under `lock`), so that a task can tell whether
+  // one arrived while it was in a system call: clearing readiness after an event the call did not
+  // see would lose that edge.
+  std::atomic<std::uint32_t> tick{0};
   WaitList readers;
   WaitList writers;
 };
+
+// Sticky bits in IoRegistration::ready: the kernel reported the read side closed (the peer's FIN, or
+// hangup) or both sides (hangup). An error (EPOLLERR) is not sticky: on a UDP socket it is one ICMP
+// report that the next call consumes. clear_ready never clears them, since no
+// further edge would come: once closed, a read or write returns at once (0 or the error).
+inline constexpr std::uint8_t kReadClosed = 4;
+inline constexpr std::uint8_t kWriteClosed = 8;
 
 }  // namespace detail
 
@@ -75,6 +87,14 @@ class AsyncFd {
 
   // Call when a syscall reports EAGAIN/EWOULDBLOCK, before waiting again.
   void clear_ready(Interest interest) noexcept;
+
+  // The count of readiness events so far. Take it before a system call and pass it to
+  // clear_ready(interest, tick) after: the conditional clear is what makes clearing safe where
+  // another thread runs the reactor, and after a short read (fewer bytes than asked means the
+  // kernel buffer was drained, so the next read can wait without a failing system call first).
+  std::uint32_t ready_tick() const noexcept { return reg_ ? reg_->tick.load(std::memory_order_acquire) : 0; }
+  // Clears `interest` only if no event arrived since `tick` was taken. Never clears the closed bits.
+  void clear_ready(Interest interest, std::uint32_t tick) noexcept;
 
  private:
   IoDriver* driver_ = nullptr;
