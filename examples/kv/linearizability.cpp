@@ -4,6 +4,7 @@
 #include "linearizability.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <map>
 #include <unordered_set>
@@ -104,12 +105,14 @@ LinearizabilityResult check_register(const std::vector<RegisterOp>& source, std:
     std::size_t placed_finite;
     std::vector<std::size_t> next;
     std::size_t at = 0;
+    std::size_t via = SIZE_MAX;  // the operation placed to reach this state
   };
   std::vector<Frame> stack;
   stack.push_back({{std::vector<std::uint64_t>((n + 63) / 64, 0), initial_value}, 0, {}, 0});
   stack.back().next = candidates(stack.back().key.bits);
   std::size_t deepest = 0;
   StateKey deepest_key = stack.back().key;
+  std::size_t deepest_last_write = SIZE_MAX;  // in the order that explains the deepest prefix
 
   while (!stack.empty()) {
     Frame& f = stack.back();
@@ -130,12 +133,18 @@ LinearizabilityResult check_register(const std::vector<RegisterOp>& source, std:
       return result;
     }
     const std::size_t placed = f.placed_finite + (op.ret != kNever);
+    const std::size_t via = static_cast<std::size_t>(&op - ops.data());
     if (placed > deepest) {
       deepest = placed;
       deepest_key = child;
+      deepest_last_write = SIZE_MAX;
+      if (op.is_write) deepest_last_write = via;
+      for (auto it = stack.rbegin(); it != stack.rend() && deepest_last_write == SIZE_MAX; ++it) {
+        if (it->via != SIZE_MAX && ops[it->via].is_write) deepest_last_write = it->via;
+      }
     }
     std::vector<std::size_t> next = candidates(child.bits);
-    stack.push_back({std::move(child), placed, std::move(next), 0});
+    stack.push_back({std::move(child), placed, std::move(next), 0, via});
   }
 
   result.verdict = LinearizabilityResult::Verdict::kNotLinearizable;
@@ -155,11 +164,8 @@ LinearizabilityResult check_register(const std::vector<RegisterOp>& source, std:
     }
     if (++shown == 8) break;
   }
-  for (const Op& w : ops) {
-    if (w.is_write && w.value == deepest_key.value && has(deepest_key.bits, static_cast<std::size_t>(&w - ops.data()))) {
-      e += "\n  the value the register holds was written by " + show_op(w, source, values);
-      break;
-    }
+  if (deepest_last_write != SIZE_MAX) {
+    e += "\n  the value the register holds was written last, in that order, by " + show_op(ops[deepest_last_write], source, values);
   }
   result.explanation = std::move(e);
   return result;

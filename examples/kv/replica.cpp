@@ -15,6 +15,7 @@
 #include "deja/net/tcp_stream.hpp"
 #include "deja/race.hpp"
 #include "deja/random.hpp"
+#include "deja/sim/simulator.hpp"
 #include "deja/sync/mutex.hpp"
 #include "deja/time.hpp"
 
@@ -272,18 +273,24 @@ Task<void> serve_primary(std::shared_ptr<Replica::State> s, TcpStream stream) {
 Task<void> recover(std::shared_ptr<Replica::State> s) {
   for (;;) {
     std::optional<Args> best;
+    std::size_t best_from = 0;
     for (std::size_t b = 1; b < s->options.replicas.size(); ++b) {
       try {
         TcpStream stream = co_await deja::timeout(s->options.peer_timeout, TcpStream::connect(s->options.replicas[b]));
         co_await send(s, stream, kFetch);
         Args state = co_await receive(s, stream);
         if (state.size() < 3 || state[0] != "STATE") continue;
-        if (state[2] == "1" && (!best || parse_seq(state[1]) > parse_seq((*best)[1]))) best = std::move(state);
+        if (state[2] == "1" && (!best || parse_seq(state[1]) > parse_seq((*best)[1]))) {
+          best = std::move(state);
+          best_from = b;
+        }
       } catch (const std::exception&) {
         // Unreachable or restarting: ask the others, and this one again next round.
       }
     }
     if (best) {
+      deja::sim::log("kv: the restarted primary recovers write " + (*best)[1] + " and all before it from replica " +
+                     std::to_string(best_from));
       adopt_snapshot(*s, *best, 3);
       s->set_in_sync(true);
       co_return;
