@@ -49,19 +49,21 @@ clang-test: warnings
 	@cd build-werror-clang && ctest --output-on-failure -j $(JOBS)
 
 # The schedule fuzzer (fuzz/sim_schedule_fuzz.cpp): libFuzzer + ASan + UBSan with clang 14, run
-# for FUZZ_TIME seconds; new inputs accumulate in build-fuzz/corpus. -O1 without -g: clang 14 can
+# for FUZZ_TIME seconds; new inputs accumulate in build-fuzz/corpus-<target>. -O1 without -g: clang 14 can
 # fail on coroutines with "Cannot represent a difference across sections" (see fuzz/CMakeLists.txt).
 # FUZZ_ARGS=--planted-bug fuzzes the planted lost update instead, which it should find quickly.
+# FUZZ_TARGET=resp-parser fuzzes the kv example's RESP2 parser instead.
 FUZZ_TIME ?= 30
 FUZZ_ARGS ?=
+FUZZ_TARGET ?= sim-schedule
 fuzz: deps
 	@scripts/install-deps.sh clang-14
 	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE=-O1 -DCMAKE_CXX_COMPILER=clang++-14 \
 	  -DDEJA_SANITIZE=address -DDEJA_BUILD_FUZZ=ON -DDEJA_BUILD_TESTS=OFF -DDEJA_BUILD_BENCH=OFF -DDEJA_BUILD_EXAMPLES=OFF >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target deja-sim-schedule-fuzz
-	@mkdir -p build-fuzz/corpus
-	@cd build-fuzz && UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 fuzz/deja-sim-schedule-fuzz \
-	  -max_total_time=$(FUZZ_TIME) -print_final_stats=1 $(FUZZ_ARGS) corpus
+	@cmake --build build-fuzz -j $(JOBS) --target deja-$(FUZZ_TARGET)-fuzz
+	@mkdir -p build-fuzz/corpus-$(FUZZ_TARGET)
+	@cd build-fuzz && UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 fuzz/deja-$(FUZZ_TARGET)-fuzz \
+	  -max_total_time=$(FUZZ_TIME) -print_final_stats=1 $(FUZZ_ARGS) corpus-$(FUZZ_TARGET)
 
 clean:
 	rm -rf build build-release build-asan build-werror-gcc build-werror-clang build-fuzz

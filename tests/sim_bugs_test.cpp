@@ -13,17 +13,10 @@
 #include "deja/deja.hpp"
 #include "deja/sim/replay_token.hpp"
 #include "deja/sim/seeds.hpp"
+#include "deja/sim/catch2.hpp"
 #include "deja/sim/simulator.hpp"
 
 namespace {
-
-// The test's name, quoted for the replay line. (Appended, not `"\"" + name`: g++ 12 at -O3 warns
-// falsely of -Wrestrict inside that operator+.)
-std::string this_test() {
-  std::string quoted(1, '"');
-  quoted.append(Catch::getResultCapture().getCurrentTestName()).push_back('"');
-  return quoted;
-}
 
 std::size_t count_of(const std::string& text, const std::string& what) {
   std::size_t n = 0;
@@ -171,7 +164,7 @@ TEST_CASE("sim bugs: a lost update in a read-await-write deposit is found (up to
   deja::sim::SweepOptions opts;
   opts.default_seeds = 100;
   opts.base = walk_config();
-  opts.replay_args = this_test();
+  opts.replay_args = deja::sim::current_catch2_test_filter();
   const auto sweep = deja::sim::sweep(racy_bank, opts);
   REQUIRE(sweep.first_failure.has_value());
   const deja::sim::Outcome& failure = *sweep.first_failure;
@@ -179,7 +172,7 @@ TEST_CASE("sim bugs: a lost update in a read-await-write deposit is found (up to
   INFO(report);
   REQUIRE(failure.failure().find("DEJA_ASSERT(account->balance == 2 * (10 + 20 + 30))") != std::string::npos);
   REQUIRE(report.find("\nreplay: DEJA_SEED=") != std::string::npos);
-  REQUIRE(report.find(this_test()) != std::string::npos);
+  REQUIRE(report.find(deja::sim::current_catch2_test_filter()) != std::string::npos);
 
   // The seed replays the same failure, event for event.
   deja::sim::Config again = walk_config();
@@ -193,7 +186,7 @@ TEST_CASE("sim bugs: a lock-order deadlock is reported with each blocked task an
   deja::sim::SweepOptions opts;
   opts.default_seeds = 100;
   opts.base = walk_config();
-  opts.replay_args = this_test();
+  opts.replay_args = deja::sim::current_catch2_test_filter();
   const auto sweep = deja::sim::sweep(racy_lock_order, opts);
   REQUIRE(sweep.first_failure.has_value());
   const deja::sim::Outcome& failure = *sweep.first_failure;
@@ -218,7 +211,7 @@ TEST_CASE("sim bugs: random walk finds the depth-2 ordering bug (up to 2000 seed
   deja::sim::SweepOptions opts;
   opts.default_seeds = 2000;
   opts.base = walk_config();
-  opts.replay_args = this_test();
+  opts.replay_args = deja::sim::current_catch2_test_filter();
   const auto sweep = deja::sim::sweep(pipeline, opts);
   REQUIRE(sweep.first_failure.has_value());
   INFO(sweep.first_failure->report());
@@ -229,7 +222,7 @@ TEST_CASE("sim bugs: PCT finds the depth-2 ordering bug (up to 100 seeds)") {
   deja::sim::SweepOptions opts;
   opts.default_seeds = 100;
   opts.base = pct_config(3, kPipelineSteps);
-  opts.replay_args = this_test();
+  opts.replay_args = deja::sim::current_catch2_test_filter();
   const auto sweep = deja::sim::sweep(pipeline, opts);
   REQUIRE(sweep.first_failure.has_value());
   const deja::sim::Outcome& failure = *sweep.first_failure;
@@ -284,7 +277,7 @@ TEST_CASE("sim bugs: the fixed code passes the simulator (200 seeds under random
     deja::sim::SweepOptions opts;
     opts.default_seeds = 200;
     opts.base = base;
-    opts.replay_args = this_test();
+    opts.replay_args = deja::sim::current_catch2_test_filter();
     const auto sweep = deja::sim::sweep(fixed_services, opts);
     if (sweep.first_failure) FAIL(sweep.first_failure->report());
     REQUIRE(sweep.runs > 0);

@@ -13,18 +13,12 @@
 #include "deja/deja.hpp"
 #include "deja/sim/node.hpp"
 #include "deja/sim/seeds.hpp"
+#include "deja/sim/catch2.hpp"
 #include "deja/sim/simulator.hpp"
 
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string this_test() {
-  std::string quoted(1, '"');
-  quoted.append(Catch::getResultCapture().getCurrentTestName());
-  quoted.push_back('"');
-  return quoted;
-}
 
 // Sets an environment variable for a scope, then restores what was there.
 class ScopedEnv {
@@ -129,7 +123,7 @@ TEST_CASE("determinism check: a body that reads the real clock is caught at the 
   deja::sim::Config c;
   c.seed = 1;
   c.check_determinism = true;
-  c.replay_args = this_test();
+  c.replay_args = deja::sim::current_catch2_test_filter();
   const auto o = deja::sim::run(c, reads_the_clock);
   INFO(o.report());
   REQUIRE(o.failed());
@@ -147,7 +141,7 @@ TEST_CASE("determinism check: DEJA_CHECK_DETERMINISM=1 makes sweep catch a body 
   ScopedEnv check("DEJA_CHECK_DETERMINISM", "1");
   deja::sim::SweepOptions opts;
   opts.default_seeds = 3;
-  opts.replay_args = this_test();
+  opts.replay_args = deja::sim::current_catch2_test_filter();
   const auto sweep = deja::sim::sweep(reads_an_address, opts);
   REQUIRE(sweep.first_failure.has_value());
   INFO(sweep.first_failure->report());
@@ -164,7 +158,7 @@ TEST_CASE("determinism check: state left over from an earlier run shows both sid
     deja::sim::Config c;
     c.check_determinism = true;
     c.trace_capacity = capacity;
-    c.replay_args = this_test();
+    c.replay_args = deja::sim::current_catch2_test_filter();
     runs_so_far = 0;  // the first run does not yield
     const auto o = deja::sim::run(c, remembers_earlier_runs);
     INFO("trace capacity " << capacity << "\n" << o.report());
@@ -180,7 +174,7 @@ TEST_CASE("determinism check: deterministic bodies pass it, and a failing one fa
   deja::sim::SweepOptions opts;
   opts.default_seeds = 30;
   opts.base.check_determinism = true;
-  opts.replay_args = this_test();
+  opts.replay_args = deja::sim::current_catch2_test_filter();
   const auto passing = deja::sim::sweep(busy_but_deterministic, opts);
   if (passing.first_failure) FAIL(passing.first_failure->report());
   REQUIRE(passing.runs == 30);

@@ -10,6 +10,7 @@
 #include "deja/deja.hpp"
 #include "deja/sim/node.hpp"
 #include "deja/sim/seeds.hpp"
+#include "deja/sim/catch2.hpp"
 #include "deja/sim/simulator.hpp"
 #include "test_support.hpp"
 
@@ -17,20 +18,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string this_test() {
-  std::string quoted(1, '"');
-  quoted.append(Catch::getResultCapture().getCurrentTestName());
-  quoted.push_back('"');
-  return quoted;
-}
-
 // Runs `body` over `seeds` seeds, with the determinism check on, and fails the test with the
 // first failing run's report (which ends with its replay line).
 void sweep_or_fail(const std::function<deja::Task<void>()>& body, std::uint64_t seeds) {
   deja::sim::SweepOptions opts;
   opts.default_seeds = seeds;
   opts.base.check_determinism = true;
-  opts.replay_args = this_test();
+  opts.replay_args = deja::sim::current_catch2_test_filter();
   const auto result = deja::sim::sweep(body, opts);
   if (result.first_failure) FAIL(result.first_failure->report());
   REQUIRE(result.runs > 0);

@@ -9,19 +9,12 @@
 #include "deja/deja.hpp"
 #include "deja/sim/replay_token.hpp"
 #include "deja/sim/seeds.hpp"
+#include "deja/sim/catch2.hpp"
 #include "deja/sim/simulator.hpp"
 
 using namespace std::chrono_literals;
 
 namespace {
-
-// Appends instead of `"\"" + name`: g++ 12 at -O3 warns falsely (-Wrestrict) about the latter.
-std::string this_test() {
-  std::string quoted(1, '"');
-  quoted.append(Catch::getResultCapture().getCurrentTestName());
-  quoted.push_back('"');
-  return quoted;
-}
 
 // Two tasks increment a shared counter with a read, an await, and a write: a lost update that only
 // some interleavings show.
@@ -88,7 +81,7 @@ TEST_CASE("the same seed gives the same trace hash and decisions (20 seeds)") {
 TEST_CASE("the simulator finds a lost update and the replay line reproduces it (up to 200 seeds)") {
   deja::sim::SweepOptions opts;
   opts.default_seeds = 200;
-  opts.replay_args = this_test();
+  opts.replay_args = deja::sim::current_catch2_test_filter();
   const auto sweep = deja::sim::sweep(lost_update, opts);
   REQUIRE(sweep.first_failure.has_value());
   const deja::sim::Outcome& failure = *sweep.first_failure;
@@ -117,7 +110,7 @@ TEST_CASE("PCT also finds the lost update (up to 200 seeds)") {
   opts.base.strategy = deja::sim::Strategy::kPct;
   opts.base.pct_depth = 2;
   opts.base.pct_steps = 10;
-  opts.replay_args = this_test();
+  opts.replay_args = deja::sim::current_catch2_test_filter();
   const auto sweep = deja::sim::sweep(lost_update, opts);
   REQUIRE(sweep.first_failure.has_value());
 }

@@ -18,19 +18,13 @@
 
 #include "deja/deja.hpp"
 #include "deja/sim/node.hpp"
+#include "deja/sim/catch2.hpp"
 #include "deja/sim/simulator.hpp"
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string this_test() {
-  std::string quoted(1, '"');
-  quoted.append(Catch::getResultCapture().getCurrentTestName());
-  quoted.push_back('"');
-  return quoted;
-}
 
 // A scratch folder of this process, removed at the end of the test.
 class ScratchDir {
@@ -213,7 +207,7 @@ TEST_CASE("sim trace files: a failed run writes text and Perfetto JSON with a pr
   deja::sim::Config c;
   c.seed = 1;
   c.trace_dir = dir.path().string();
-  c.replay_args = this_test();
+  c.replay_args = deja::sim::current_catch2_test_filter();
   const auto o = deja::sim::run(c, failing_body);
   REQUIRE(o.failed());
   const std::vector<std::string> files = o.trace_files();
