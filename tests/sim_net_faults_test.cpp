@@ -14,6 +14,7 @@
 #include "deja/deja.hpp"
 #include "deja/sim/network.hpp"
 #include "deja/sim/node.hpp"
+#include "deja/sim/shrink.hpp"
 #include "sim_net_support.hpp"
 
 using namespace std::chrono_literals;
@@ -383,6 +384,13 @@ TEST_CASE("sim net: the simulator finds a retry that applies a non-idempotent in
   const auto replayed = deja::sim::run(again, counter_without_dedup);
   REQUIRE(replayed.failed());
   REQUIRE(replayed.trace_hash() == failure.trace_hash());
+  // Latencies and faults are decisions, so the failing schedule shrinks like any other.
+  deja::sim::ShrinkOptions budget;
+  budget.max_runs = 300;
+  const auto shrunk = deja::sim::shrink(again, counter_without_dedup, failure, budget);
+  INFO(shrunk.outcome.report());
+  REQUIRE(shrunk.outcome.failed());
+  REQUIRE(deja::sim::count_nondefault(shrunk.shrunk) < deja::sim::count_nondefault(shrunk.original));
 }
 
 TEST_CASE("sim net: the same seed replays to the same trace hash with network faults (10 seeds)", "[sim][net]") {

@@ -379,3 +379,52 @@ TEST_CASE("sim net: every socket is given back after close and crash and refusal
   net.max_sockets = 6;  // the listener, the echo connection's two ends, and a little slack
   sweep_or_fail(sockets_given_back, 20, false, net);
 }
+
+namespace {
+
+// Closes the first connection with unread data; reads the second to its end, then closes it.
+deja::Task<void> rude_server() {
+  auto l = driver().listen(SocketAddr::parse("0.0.0.0:7000"), 4);
+  {
+    auto first = co_await l->accept();
+    co_await deja::sleep(100ms);  // "x" has arrived, unread
+  }
+  {
+    auto second = co_await l->accept();
+    (void)co_await read_to_end(*second);
+  }
+  auto third = co_await l->accept();
+  third.reset();  // an orderly close at once
+  co_await deja::sleep(1s);  // still listening, so the third connect above was not refused
+}
+
+deja::Task<void> resets() {
+  const auto server = deja::sim::add_node("server", [] { return rude_server(); });
+  co_await deja::sleep(1ms);
+  auto a = co_await driver().connect(addr(server, 7000));
+  co_await write_all(*a, "x");
+  std::byte buf[4];
+  const std::error_code unread = co_await error_of(a->read(buf));
+  DEJA_ASSERT(unread == std::errc::connection_reset);  // closed with unread data: RST, not FIN
+  auto b = co_await driver().connect(addr(server, 7000));
+  b->shutdown_write();
+  co_await deja::sleep(100ms);  // the server read the FIN and closed: we read end of stream
+  const std::size_t eof = co_await b->read(buf);
+  DEJA_ASSERT(eof == 0);
+  // Data sent to a socket that is gone comes back as a reset: the first write is accepted
+  // locally (as with a real stack), the next one fails.
+  auto c = co_await driver().connect(addr(server, 7000));
+  const std::size_t end_of_c = co_await c->read(buf);
+  DEJA_ASSERT(end_of_c == 0);
+  const std::size_t accepted = co_await c->write(bytes("y"));
+  DEJA_ASSERT(accepted == 1);
+  co_await deja::sleep(100ms);
+  const std::error_code gone = co_await error_of(c->write(bytes("z")));
+  DEJA_ASSERT(gone == std::errc::connection_reset);
+}
+
+}  // namespace
+
+TEST_CASE("sim net: closing with unread data resets the peer instead of ending its stream (20 seeds)", "[sim][net]") {
+  sweep_or_fail(resets, 20);
+}

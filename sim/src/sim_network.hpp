@@ -20,7 +20,6 @@ class NetHost {
   virtual std::uint64_t net_choose(std::uint64_t bound) noexcept = 0;
   virtual void net_record(EventKind kind, std::uint32_t node, std::uint64_t a, std::uint64_t b) noexcept = 0;
   virtual std::uint32_t net_current_node() const noexcept = 0;
-  virtual bool net_node_up(std::uint32_t node) const noexcept = 0;
   virtual TimeDriver& net_time() noexcept = 0;
 };
 
@@ -42,6 +41,7 @@ class SimNetwork final : public net::NetDriver {
   // (before its tasks are destroyed), the run ended (every task is gone; timers are disarmed).
   void on_node_added(std::uint32_t node, const std::string& name);
   void on_crash(std::uint32_t node);
+  void on_restart(std::uint32_t node) noexcept;
   void end() noexcept;
 
   SimNetworkImpl& impl() noexcept { return *impl_; }

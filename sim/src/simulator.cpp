@@ -217,7 +217,6 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy, pub
     record(kind, node, current_id(), a, b);
   }
   std::uint32_t net_current_node() const noexcept override { return current_owner(); }
-  bool net_node_up(std::uint32_t node) const noexcept override { return node < nodes_.size() && nodes_[node].up; }
   TimeDriver& net_time() noexcept override { return *this; }
 
   bool buggify(double p) noexcept override {
@@ -288,6 +287,7 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy, pub
     if (!first.valid()) throw UsageError("deja::sim::restart: the main function returned an empty Task");
     Node& n = nodes_[node.value];  // looked up again: main() may have added nodes
     n.up = true;
+    net_->on_restart(node.value);
     ++n.boots;
     record(EventKind::kRestart, node.value, current_id(), n.boots, 0);
     spawn_node_main(node.value, std::move(first));

@@ -67,8 +67,9 @@ struct NetworkConfig {
   std::size_t max_packets_in_flight = 1 << 22;
 };
 
-// Sets the network of the simulation to come: call before sim::run via Config::network. Inside a
-// run, these change the live world (they throw UsageError outside a simulation).
+// The defaults of a run come from Config::network. The functions below read and change the live
+// world of the running simulation (they throw UsageError outside one); nodes are the NodeIds of
+// add_node, and NodeId{0} is the main task's host.
 
 // The address of a node (NodeId{0}: the main task's host, 10.255.255.254).
 net::IpAddr node_ip(NodeId node);
