@@ -99,7 +99,9 @@ struct DeterminismProbe {
 
 struct Node {
   std::string name;
-  std::function<Task<void>()> main;
+  // Held by pointer so it never moves while the simulation runs: a coroutine lambda's captures
+  // live in the lambda object, and its frames keep pointing at them across restarts.
+  std::unique_ptr<std::function<Task<void>()>> main;
   bool up = true;
   std::uint32_t boots = 1;
 };
@@ -243,12 +245,14 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy, pub
     for (const Node& n : nodes_) {
       if (n.name == name) throw UsageError(quoted("deja::sim::add_node: a node named ", name, " exists already"));
     }
-    // Made before the node exists, so that a main function that throws leaves nothing behind.
-    Task<void> first = main();
+    // Made before the node exists, so that a main function that throws leaves nothing behind; and
+    // from its final place, so a coroutine lambda's frame refers to captures that stay put.
+    auto stable = std::make_unique<std::function<Task<void>()>>(std::move(main));
+    Task<void> first = (*stable)();
     if (!first.valid()) throw UsageError("deja::sim::add_node: the main function returned an empty Task");
     const auto id = static_cast<std::uint32_t>(nodes_.size());
     net_->on_node_added(id, name);
-    nodes_.push_back(Node{std::move(name), std::move(main), true, 1});
+    nodes_.push_back(Node{std::move(name), std::move(stable), true, 1});
     record(EventKind::kNodeAdd, id, current_id(), 0, 0);
     spawn_node_main(id, std::move(first));
     return NodeId{id};
@@ -283,7 +287,7 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy, pub
     if (const Node& running = known_node(node, "deja::sim::restart"); running.up) {
       throw UsageError(quoted("deja::sim::restart: node ", running.name, " is running; crash it first"));
     }
-    Task<void> first = nodes_[node.value].main();
+    Task<void> first = (*nodes_[node.value].main)();
     if (!first.valid()) throw UsageError("deja::sim::restart: the main function returned an empty Task");
     Node& n = nodes_[node.value];  // looked up again: main() may have added nodes
     n.up = true;

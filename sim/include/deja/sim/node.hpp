@@ -29,8 +29,9 @@ struct NodeId {
 };
 
 // Adds a node and spawns `main` as its first task. Callable only inside a simulation (from any
-// task). Throws UsageError outside a simulation, for an empty `main`, an empty name or a name
-// already in use.
+// task). `main` lives, unmoved, until the simulation ends, so it may be a coroutine lambda with
+// captures (its frames refer to them), and restart calls it again. Throws UsageError outside a
+// simulation, for an empty `main`, an empty name or a name already in use.
 NodeId add_node(std::string name, std::function<Task<void>()> main);
 
 // Destroys every task of `node` at its suspension point, as abort() does: RAII unwinds them,
