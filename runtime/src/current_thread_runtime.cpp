@@ -172,6 +172,7 @@ void CurrentThreadRuntime::turn(int timeout_ms) {
     if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) bits |= static_cast<std::uint8_t>(Interest::kWritable);
     std::lock_guard lock(reg->lock);
     reg->ready |= bits;
+    ++reg->reports;
     if (bits & static_cast<std::uint8_t>(Interest::kReadable)) {
       while (detail::Waiter* w = reg->readers.pop_front()) w->notify();
     }

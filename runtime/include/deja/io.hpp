@@ -22,6 +22,9 @@ struct IoRegistration {
   int fd = -1;
   std::mutex lock;
   std::uint8_t ready = 0;  // Interest bits the kernel last reported (plus error/hangup as both)
+  // Readiness reports so far. clear_ready clears only if none came since the waiter last looked:
+  // on a multi-thread runtime the reactor may report new data between the EAGAIN and the clear.
+  std::uint64_t reports = 0;
   WaitList readers;
   WaitList writers;
 };
@@ -53,32 +56,35 @@ class AsyncFd {
 
   class ReadyAwaiter {
    public:
-    ReadyAwaiter(detail::IoRegistration* reg, Interest interest) noexcept : reg_(reg), interest_(interest) {}
+    ReadyAwaiter(detail::IoRegistration* reg, Interest interest, std::uint64_t* seen) noexcept : reg_(reg), interest_(interest), seen_(seen) {}
     ReadyAwaiter(const ReadyAwaiter&) = delete;
     ReadyAwaiter& operator=(const ReadyAwaiter&) = delete;
     ~ReadyAwaiter();
     bool await_ready() noexcept;
     bool await_suspend(std::coroutine_handle<> h) noexcept;
-    void await_resume() const noexcept {}
+    void await_resume() noexcept;
 
    private:
     detail::WaitList& list() noexcept;
     detail::IoRegistration* reg_;
     Interest interest_;
+    std::uint64_t* seen_;
     detail::Waiter waiter_;
   };
 
   // Completes once the kernel has reported the fd readable (or writable) since the last
   // clear_ready() of that interest.
-  ReadyAwaiter readable() noexcept { return {reg_, Interest::kReadable}; }
-  ReadyAwaiter writable() noexcept { return {reg_, Interest::kWritable}; }
+  ReadyAwaiter readable() noexcept { return {reg_, Interest::kReadable, &seen_[0]}; }
+  ReadyAwaiter writable() noexcept { return {reg_, Interest::kWritable, &seen_[1]}; }
 
-  // Call when a syscall reports EAGAIN/EWOULDBLOCK, before waiting again.
+  // Call when a syscall reports EAGAIN/EWOULDBLOCK, before waiting again. Keeps the readiness if
+  // the reactor reported any since the last readable()/writable() completed.
   void clear_ready(Interest interest) noexcept;
 
  private:
   IoDriver* driver_ = nullptr;
   detail::IoRegistration* reg_ = nullptr;
+  std::uint64_t seen_[2] = {0, 0};  // IoRegistration::reports when readable()/writable() completed
 };
 
 }  // namespace deja
