@@ -223,7 +223,7 @@ struct MtShared {
       shard->wheel.advance(std::max(now, shard->wheel.now()), [&](TimerEntry& e) {
         auto& node = static_cast<TimerNode&>(e);
         node.armed = false;
-        shard->count.fetch_sub(1, std::memory_order_relaxed);
+        shard->count.store(shard->count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
         node.fire(&node);  // under the lock: cancel_timer of this node waits until it is done
       });
       const auto next = shard->wheel.next_deadline();
@@ -260,8 +260,12 @@ struct MtWorker {
   std::condition_variable park_cv;
   std::thread thread;
 
-  // Metrics: written by the owner, read by anyone.
+  // Metrics: written by the owner only, read by anyone.
   std::atomic<std::uint64_t> tasks_run{0}, steals{0}, stolen_tasks{0}, parks{0}, busy_ns{0}, overflows{0};
+  // The owner is the only writer, so a plain load and store do (a locked add would cost every poll).
+  static void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  }
 
   void run() noexcept;
   void maintenance() noexcept;
@@ -374,11 +378,11 @@ void MtWorker::run() noexcept {
       run_task(t);
       continue;
     }
-    busy_ns.fetch_add(elapsed_ns(busy_since), std::memory_order_relaxed);
+    bump(busy_ns, elapsed_ns(busy_since));
     park();
     busy_since = std::chrono::steady_clock::now();
   }
-  busy_ns.fetch_add(elapsed_ns(busy_since), std::memory_order_relaxed);
+  bump(busy_ns, elapsed_ns(busy_since));
   tls_mt_worker = nullptr;
 }
 
@@ -439,8 +443,8 @@ TaskHeader* MtWorker::steal_work() noexcept {
     if (victim == index) continue;
     std::uint32_t stolen = 0;
     if (TaskHeader* t = shared->workers[victim]->queue.steal_into(queue, stolen)) {
-      steals.fetch_add(1, std::memory_order_relaxed);
-      stolen_tasks.fetch_add(stolen, std::memory_order_relaxed);
+      bump(steals);
+      bump(stolen_tasks, stolen);
       return t;
     }
   }
@@ -472,7 +476,7 @@ void MtWorker::poll(TaskHeader* t) noexcept {
   t->resume_point.resume();
   tls_current_task = saved_task;
   running = saved_running;
-  tasks_run.fetch_add(1, std::memory_order_relaxed);
+  bump(tasks_run);
   // The task has suspended (or finished). Wakes and aborts that arrived while it ran only marked
   // it; deciding what that means and leaving the running state is one atomic step, so none is lost.
   s = t->state.load(std::memory_order_acquire);
@@ -502,7 +506,7 @@ void MtWorker::poll(TaskHeader* t) noexcept {
 void MtWorker::push_local(TaskHeader* t) noexcept {
   const std::uint32_t spilled = queue.push_back(t, overflow);
   if (spilled != 0) {
-    if (spilled > 1) overflows.fetch_add(1, std::memory_order_relaxed);
+    if (spilled > 1) bump(overflows);
     try {
       shared->push_inject(overflow, spilled);
     } catch (...) {
@@ -527,7 +531,7 @@ void MtWorker::park() noexcept {
   const bool last_searcher = shared->transition_to_parked(index, searching);
   searching = false;
   if (last_searcher) shared->notify_if_work_pending(index);
-  parks.fetch_add(1, std::memory_order_relaxed);
+  bump(parks);
   for (;;) {
     park_once();
     if (shared->shutdown.load(std::memory_order_acquire)) return;
@@ -871,7 +875,7 @@ void MultiThreadRuntime::add_timer(detail::TimerNode& node) {
     std::lock_guard lock(shard.lock);
     shard.wheel.insert(node, tick);
     node.armed = true;
-    shard.count.fetch_add(1, std::memory_order_relaxed);
+    shard.count.store(shard.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // writers hold the lock
     if (tick < shard.next_tick.load(std::memory_order_relaxed)) shard.next_tick.store(tick, std::memory_order_seq_cst);
   }
   // A worker asleep in the driver with a later wake-up must look again.
@@ -887,7 +891,7 @@ void MultiThreadRuntime::cancel_timer(detail::TimerNode& node) noexcept {
   if (!node.armed) return;
   shard.wheel.remove(node);
   node.armed = false;
-  shard.count.fetch_sub(1, std::memory_order_relaxed);
+  shard.count.store(shard.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
 
 // --- entropy and blocking -------------------------------------------------------------------
