@@ -84,10 +84,41 @@ std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point since) noexcept {
   return static_cast<std::uint64_t>((std::chrono::steady_clock::now() - since).count());
 }
 
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// A lock for the short critical sections that a worker nearly always takes alone (its timer
+// wheel, a live-task shard): unlocking is a plain store, where a pthread mutex pays an atomic
+// read-modify-write and a call. Contention backs off to yield, so a preempted holder on an
+// oversubscribed machine costs time slices, not a spinning core.
+class SpinLock {
+ public:
+  void lock() noexcept {
+    for (int spins = 0; locked_.exchange(true, std::memory_order_acquire); ++spins) {
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (spins < 64) {
+          cpu_relax();
+          ++spins;
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+  }
+  bool try_lock() noexcept { return !locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire); }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> locked_{false};
+};
+
 }  // namespace
 
 struct TimerShard {
-  std::mutex lock;
+  SpinLock lock;
   TimerWheel wheel{0};
   // The earliest deadline in the wheel, or kNever; may be early (a cancelled timer's), never late.
   std::atomic<std::uint64_t> next_tick{kNever};
@@ -97,7 +128,7 @@ struct TimerShard {
 // The live tasks, for shutdown: sharded by task id so that spawns on different workers rarely
 // meet on a lock.
 struct LiveShard {
-  std::mutex lock;
+  SpinLock lock;
   TaskHeader* head = nullptr;
 };
 
@@ -122,7 +153,7 @@ struct MtShared {
   static constexpr std::size_t kLiveShards = 64;
   std::array<LiveShard, kLiveShards> live;
   std::atomic<std::size_t> live_count{0};
-  std::atomic<std::uint32_t> next_id{1};
+  std::atomic<std::uint32_t> next_id{1};  // the outside threads' id stream
 
   // The driver: held (try_lock) by the worker sleeping in epoll_wait or polling it.
   std::mutex driver_lock;
@@ -176,12 +207,15 @@ struct MtShared {
   }
 
   // --- live tasks ---
-  void admit(TaskHeader* t) {
+  // Task ids come from n + 1 interleaved streams (one per worker, one shared by outside threads),
+  // so that spawning on a worker touches no shared counter for them.
+  std::uint32_t outside_id() noexcept { return next_id.fetch_add(1, std::memory_order_relaxed) * (n + 1) + n; }
+  void admit(TaskHeader* t, std::uint32_t id) {
     if (live_count.fetch_add(1, std::memory_order_relaxed) >= options.max_tasks) {
       live_count.fetch_sub(1, std::memory_order_relaxed);
       throw CapacityExceeded("deja: the runtime's task limit (RuntimeOptions::max_tasks) is reached");
     }
-    t->id = next_id.fetch_add(1, std::memory_order_relaxed);
+    t->id = id;
     LiveShard& shard = live[t->id % kLiveShards];
     std::lock_guard lock(shard.lock);
     t->live_prev = nullptr;
@@ -198,7 +232,7 @@ struct MtShared {
       t->live_prev = t->live_next = nullptr;
     }
     live_count.fetch_sub(1, std::memory_order_relaxed);
-    t->state.fetch_and(~(kRunning | kScheduled | kNotified), std::memory_order_release);
+    // kRunning and kScheduled may stay set: every transition looks at kComplete first.
     t->release();
   }
 
@@ -251,6 +285,7 @@ struct MtWorker {
   bool searching = false;
   std::uint32_t tick = 0;
   TaskHeader* running = nullptr;
+  std::uint32_t spawned = 1;  // this worker's id stream
   Xoshiro rng;
   TaskHeader* overflow[StealQueue::kCapacity / 2 + 1] = {};
   TaskHeader* batch[StealQueue::kCapacity / 2] = {};
@@ -280,6 +315,7 @@ struct MtWorker {
   void push_local(TaskHeader* t) noexcept;
   void schedule_local(TaskHeader* t, bool use_lifo) noexcept;
   bool has_tasks() const noexcept { return lifo != nullptr || !queue.empty(); }
+  std::uint32_t next_task_id() noexcept { return spawned++ * (shared->n + 1) + index; }
 };
 
 namespace {
@@ -733,9 +769,10 @@ MtWorker* worker_of(detail::MtShared* shared) noexcept {
 // --- scheduling -----------------------------------------------------------------------------
 
 void MultiThreadRuntime::spawn(TaskHeader* t) {
-  shared_->admit(t);
+  MtWorker* w = worker_of(shared_.get());
+  shared_->admit(t, w ? w->next_task_id() : shared_->outside_id());
   t->state.fetch_or(detail::kScheduled, std::memory_order_relaxed);
-  if (MtWorker* w = worker_of(shared_.get())) {
+  if (w != nullptr) {
     w->schedule_local(t, false);
     return;
   }
@@ -749,7 +786,7 @@ void MultiThreadRuntime::spawn_inline(TaskHeader* t) {
     spawn(t);
     return;
   }
-  shared_->admit(t);
+  shared_->admit(t, w->next_task_id());
   t->state.fetch_or(detail::kScheduled, std::memory_order_relaxed);
   w->poll(t);
 }
