@@ -188,7 +188,12 @@ TEST_CASE("metrics report workers and live tasks and queue depths while running"
   std::vector<deja::JoinHandle<void>> handles;
   for (int i = 0; i < 10; ++i) handles.push_back(rt.spawn(sleep_forever(&dropped, &started)));
   wait_until(started, 10);
-  const deja::MultiThreadMetrics m = rt.metrics();
+  // A task counts itself started just before it arms its timer: wait (bounded) for the last one.
+  deja::MultiThreadMetrics m = rt.metrics();
+  for (int i = 0; i < 10'000 && m.timers != 10; ++i) {
+    std::this_thread::sleep_for(1ms);
+    m = rt.metrics();
+  }
   REQUIRE(m.workers == 2);
   REQUIRE(m.per_worker.size() == 2);
   REQUIRE(m.live_tasks == 10);
