@@ -308,7 +308,9 @@ struct MtWorker {
   TaskHeader* pop_inject_batch() noexcept;
   TaskHeader* steal_work() noexcept;
   void run_task(TaskHeader* t) noexcept;
-  void poll(TaskHeader* t) noexcept;
+  // Runs `t` until it suspends or finishes. `claimed`: the caller already set kRunning (a task
+  // no other thread can see yet).
+  void poll(TaskHeader* t, bool claimed = false) noexcept;
   void park() noexcept;
   void park_once() noexcept;
   void unpark() noexcept;
@@ -496,9 +498,12 @@ void MtWorker::run_task(TaskHeader* t) noexcept {
   poll(t);
 }
 
-void MtWorker::poll(TaskHeader* t) noexcept {
-  std::uint32_t s = t->state.load(std::memory_order_relaxed);
-  while (!t->state.compare_exchange_weak(s, (s & ~kScheduled) | kRunning | kStarted, std::memory_order_acq_rel)) {
+void MtWorker::poll(TaskHeader* t, bool claimed) noexcept {
+  std::uint32_t s = 0;
+  if (!claimed) {
+    s = t->state.load(std::memory_order_relaxed);
+    while (!t->state.compare_exchange_weak(s, (s & ~kScheduled) | kRunning | kStarted, std::memory_order_acq_rel)) {
+    }
   }
   if (s & kCancelled) {
     destroy_unfinished(t);
@@ -771,7 +776,8 @@ MtWorker* worker_of(detail::MtShared* shared) noexcept {
 void MultiThreadRuntime::spawn(TaskHeader* t) {
   MtWorker* w = worker_of(shared_.get());
   shared_->admit(t, w ? w->next_task_id() : shared_->outside_id());
-  t->state.fetch_or(detail::kScheduled, std::memory_order_relaxed);
+  // Nobody else can see the task yet (its JoinHandle is not returned); the queue push publishes it.
+  t->state.store(t->state.load(std::memory_order_relaxed) | detail::kScheduled, std::memory_order_relaxed);
   if (w != nullptr) {
     w->schedule_local(t, false);
     return;
@@ -787,8 +793,9 @@ void MultiThreadRuntime::spawn_inline(TaskHeader* t) {
     return;
   }
   shared_->admit(t, w->next_task_id());
-  t->state.fetch_or(detail::kScheduled, std::memory_order_relaxed);
-  w->poll(t);
+  // Nobody else can see the task yet (its JoinHandle is not returned): a plain store claims it.
+  t->state.store(t->state.load(std::memory_order_relaxed) | detail::kRunning | detail::kStarted, std::memory_order_relaxed);
+  w->poll(t, true);
 }
 
 void MultiThreadRuntime::wake(TaskHeader* t) noexcept {
