@@ -288,7 +288,8 @@ const std::vector<Workload>& workloads() {
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
-  if (o.rt != "ct" && o.rt != "sim") usage(("--rt " + o.rt + " is not available yet (ct and sim are)").c_str());
+  if (o.rt != "ct" && o.rt != "mt" && o.rt != "sim") usage(("--rt " + o.rt + " is not available (ct, mt and sim are)").c_str());
+  if (o.threads < 1) usage("--threads must be at least 1");
   if (o.io != "epoll") usage(("--io " + o.io + " is not available yet (only epoll)").c_str());
   if (o.bench == "echo_server") {
     if (o.rt != "ct") usage("echo_server runs on --rt ct");
@@ -320,6 +321,15 @@ int main(int argc, char** argv) {
       }
       check(r == 0 || outcome.trace_hash() == trace_hash, "the same seed gave a different trace hash");
       trace_hash = outcome.trace_hash();
+    }
+  } else if (o.rt == "mt") {
+    deja::MultiThreadOptions options;
+    options.workers = static_cast<std::size_t>(o.threads);
+    deja::MultiThreadRuntime rt(options);
+    for (int r = 0; r < o.reps; ++r) {
+      const auto start = std::chrono::steady_clock::now();
+      rt.block_on(it->make());
+      ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
     }
   } else {
     deja::CurrentThreadRuntime rt;

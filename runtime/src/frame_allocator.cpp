@@ -40,6 +40,7 @@ struct CacheReleaser {
         pool.free[cls] = block;
         pool.has_free.store(true, std::memory_order_release);
       }
+      cache.count[cls] = 0;
     }
     cache.active = false;
     tls_cache_released = true;
@@ -75,9 +76,17 @@ void* frame_allocate_slow(std::size_t size) {
   }
   FrameCache& cache = tls_frame_cache;
   if (pool.has_free.load(std::memory_order_acquire)) {
+    // Take a batch, so that a thread that allocates what another frees comes here rarely.
     std::lock_guard guard(pool.lock);
     if (FreeBlock* block = pool.free[cls]) {
       pool.free[cls] = block->next;
+      for (std::uint32_t i = 0; i < kFrameSpillBatch && pool.free[cls] != nullptr; ++i) {
+        FreeBlock* b = pool.free[cls];
+        pool.free[cls] = b->next;
+        b->next = cache.free[cls];
+        cache.free[cls] = b;
+        ++cache.count[cls];
+      }
       return block;
     }
   }
@@ -94,6 +103,19 @@ void* frame_allocate_slow(std::size_t size) {
   void* block = cache.chunk_cursor;
   cache.chunk_cursor += bytes;
   return block;
+}
+
+void frame_spill(FrameCache& cache, std::size_t cls) noexcept {
+  FreeBlock* first = cache.free[cls];
+  FreeBlock* last = first;
+  for (std::uint32_t i = 1; i < kFrameSpillBatch; ++i) last = last->next;
+  cache.free[cls] = last->next;
+  cache.count[cls] -= kFrameSpillBatch;
+  SharedPool& pool = shared_pool();
+  std::lock_guard guard(pool.lock);
+  last->next = pool.free[cls];
+  pool.free[cls] = first;
+  pool.has_free.store(true, std::memory_order_release);
 }
 
 void frame_deallocate_slow(void* p, std::size_t size) noexcept {

@@ -14,13 +14,15 @@ AsyncFd::AsyncFd(int fd) {
 }
 
 AsyncFd::AsyncFd(AsyncFd&& other) noexcept
-    : driver_(std::exchange(other.driver_, nullptr)), reg_(std::exchange(other.reg_, nullptr)) {}
+    : driver_(std::exchange(other.driver_, nullptr)), reg_(std::exchange(other.reg_, nullptr)), seen_{other.seen_[0], other.seen_[1]} {}
 
 AsyncFd& AsyncFd::operator=(AsyncFd&& other) noexcept {
   if (this != &other) {
     if (reg_) driver_->deregister(reg_);
     driver_ = std::exchange(other.driver_, nullptr);
     reg_ = std::exchange(other.reg_, nullptr);
+    seen_[0] = other.seen_[0];
+    seen_[1] = other.seen_[1];
   }
   return *this;
 }
@@ -32,7 +34,14 @@ AsyncFd::~AsyncFd() {
 void AsyncFd::clear_ready(Interest interest) noexcept {
   if (!reg_) return;
   std::lock_guard lock(reg_->lock);
-  reg_->ready &= static_cast<std::uint8_t>(~static_cast<std::uint8_t>(interest));
+  std::uint8_t clear = 0;
+  if ((static_cast<std::uint8_t>(interest) & static_cast<std::uint8_t>(Interest::kReadable)) && reg_->tick.load(std::memory_order_relaxed) == seen_[0]) {
+    clear |= static_cast<std::uint8_t>(Interest::kReadable);
+  }
+  if ((static_cast<std::uint8_t>(interest) & static_cast<std::uint8_t>(Interest::kWritable)) && reg_->tick.load(std::memory_order_relaxed) == seen_[1]) {
+    clear |= static_cast<std::uint8_t>(Interest::kWritable);
+  }
+  reg_->ready &= static_cast<std::uint8_t>(~clear);
 }
 
 void AsyncFd::clear_ready(Interest interest, std::uint32_t tick) noexcept {
@@ -59,12 +68,20 @@ detail::WaitList& AsyncFd::ReadyAwaiter::list() noexcept {
 bool AsyncFd::ReadyAwaiter::await_ready() noexcept {
   if (!reg_) return true;  // a moved-from AsyncFd: the caller's syscall reports EBADF
   std::lock_guard lock(reg_->lock);
+  *seen_ = reg_->tick.load(std::memory_order_relaxed);
   return (reg_->ready & ready_mask(interest_)) != 0;
+}
+
+void AsyncFd::ReadyAwaiter::await_resume() noexcept {
+  if (!reg_) return;
+  std::lock_guard lock(reg_->lock);
+  *seen_ = reg_->tick.load(std::memory_order_relaxed);
 }
 
 bool AsyncFd::ReadyAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
   waiter_.task = detail::park_current(h, interest_ == Interest::kWritable ? "fd writable" : "fd readable");
   std::lock_guard lock(reg_->lock);
+  *seen_ = reg_->tick.load(std::memory_order_relaxed);
   if (reg_->ready & ready_mask(interest_)) return false;
   list().push_back(waiter_);
   return true;

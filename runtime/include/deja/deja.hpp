@@ -6,6 +6,7 @@
 #include "deja/blocking_pool.hpp"
 #include "deja/context.hpp"
 #include "deja/current_thread_runtime.hpp"
+#include "deja/multi_thread_runtime.hpp"
 #include "deja/errors.hpp"
 #include "deja/interval.hpp"
 #include "deja/io.hpp"

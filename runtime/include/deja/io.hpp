@@ -65,27 +65,29 @@ class AsyncFd {
 
   class ReadyAwaiter {
    public:
-    ReadyAwaiter(detail::IoRegistration* reg, Interest interest) noexcept : reg_(reg), interest_(interest) {}
+    ReadyAwaiter(detail::IoRegistration* reg, Interest interest, std::uint32_t* seen) noexcept : reg_(reg), interest_(interest), seen_(seen) {}
     ReadyAwaiter(const ReadyAwaiter&) = delete;
     ReadyAwaiter& operator=(const ReadyAwaiter&) = delete;
     ~ReadyAwaiter();
     bool await_ready() noexcept;
     bool await_suspend(std::coroutine_handle<> h) noexcept;
-    void await_resume() const noexcept {}
+    void await_resume() noexcept;
 
    private:
     detail::WaitList& list() noexcept;
     detail::IoRegistration* reg_;
     Interest interest_;
+    std::uint32_t* seen_;
     detail::Waiter waiter_;
   };
 
   // Completes once the kernel has reported the fd readable (or writable) since the last
   // clear_ready() of that interest.
-  ReadyAwaiter readable() noexcept { return {reg_, Interest::kReadable}; }
-  ReadyAwaiter writable() noexcept { return {reg_, Interest::kWritable}; }
+  ReadyAwaiter readable() noexcept { return {reg_, Interest::kReadable, &seen_[0]}; }
+  ReadyAwaiter writable() noexcept { return {reg_, Interest::kWritable, &seen_[1]}; }
 
-  // Call when a syscall reports EAGAIN/EWOULDBLOCK, before waiting again.
+  // Call when a syscall reports EAGAIN/EWOULDBLOCK, before waiting again. Keeps the readiness if
+  // the reactor reported any since the last readable()/writable() completed.
   void clear_ready(Interest interest) noexcept;
 
   // The count of readiness events so far. Take it before a system call and pass it to
@@ -99,6 +101,7 @@ class AsyncFd {
  private:
   IoDriver* driver_ = nullptr;
   detail::IoRegistration* reg_ = nullptr;
+  std::uint32_t seen_[2] = {0, 0};  // IoRegistration::tick when readable()/writable() last completed
 };
 
 }  // namespace deja

@@ -35,7 +35,9 @@ struct TimerNode : TimerEntry {
   Instant when{};
   void (*fire)(TimerNode*) noexcept = nullptr;
   TaskHeader* task = nullptr;
-  bool armed = false;
+  // Which of the driver's wheels holds it (the multi-thread runtime keeps one per worker).
+  std::uint32_t shard = 0;
+  bool armed = false;  // guarded by the driver (its wheel's lock, where it has several threads)
 };
 
 }  // namespace detail
@@ -81,7 +83,9 @@ class [[nodiscard]] Sleep {
   Sleep(const Sleep&) = delete;
   Sleep& operator=(const Sleep&) = delete;
   ~Sleep() {
-    if (node_.armed) driver_->cancel_timer(node_);
+    // Not `if (node_.armed)`: on a multi-thread runtime another worker may be firing the timer
+    // right now, and only the driver may read `armed` (under its lock).
+    if (added_) driver_->cancel_timer(node_);
   }
 
   Instant deadline() const noexcept { return node_.when; }
@@ -94,6 +98,7 @@ class [[nodiscard]] Sleep {
     node_.task = detail::park_current(h, "sleep");
     node_.fire = &Sleep::on_fire;
     driver_->add_timer(node_);
+    added_ = true;
   }
   void await_resume() const noexcept {}
 
@@ -102,6 +107,7 @@ class [[nodiscard]] Sleep {
 
   detail::TimerNode node_;
   TimeDriver* driver_ = nullptr;
+  bool added_ = false;
 };
 
 template <class Rep, class Period>

@@ -29,6 +29,11 @@ inline constexpr std::size_t kFrameGranule = 16;
 inline constexpr std::size_t kMaxPooledSize = 1024;
 inline constexpr std::size_t kSizeClasses = kMaxPooledSize / kFrameGranule;
 inline constexpr std::size_t kFrameChunkSize = std::size_t{256} << 10;
+// A thread keeps at most this many free blocks of one class; past it, half go to the shared list.
+// Without the bound, blocks allocated on one worker and freed on another would pile up on the
+// second while the first kept carving new chunks: unbounded growth on a multi-thread runtime.
+inline constexpr std::uint32_t kMaxCachedPerClass = 1024;
+inline constexpr std::uint32_t kFrameSpillBatch = kMaxCachedPerClass / 2;
 
 struct FreeBlock {
   FreeBlock* next;
@@ -37,6 +42,7 @@ struct FreeBlock {
 // Trivially destructible so that thread_local access needs no init guard on the hot path.
 struct FrameCache {
   FreeBlock* free[kSizeClasses];
+  std::uint32_t count[kSizeClasses];  // blocks in free[cls]
   std::byte* chunk_cursor;
   std::byte* chunk_end;
   bool active;  // set on first use; cleared when the thread's cache is handed back at exit
@@ -46,6 +52,7 @@ extern thread_local constinit FrameCache tls_frame_cache;
 
 void* frame_allocate_slow(std::size_t size);
 void frame_deallocate_slow(void* p, std::size_t size) noexcept;
+void frame_spill(FrameCache& cache, std::size_t cls) noexcept;
 
 inline std::size_t frame_size_class(std::size_t size) noexcept { return (size + kFrameGranule - 1) / kFrameGranule - 1; }
 
@@ -56,6 +63,7 @@ inline void* frame_allocate(std::size_t size) {
     const std::size_t cls = frame_size_class(size);
     if (FreeBlock* block = cache.free[cls]) {
       cache.free[cls] = block->next;
+      --cache.count[cls];
       return block;
     }
   }
@@ -74,6 +82,7 @@ inline void frame_deallocate(void* p, std::size_t size) noexcept {
       auto* block = static_cast<FreeBlock*>(p);
       block->next = cache.free[cls];
       cache.free[cls] = block;
+      if (++cache.count[cls] > kMaxCachedPerClass) frame_spill(cache, cls);
       return;
     }
   }

@@ -4,6 +4,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <mutex>
 #include <span>
 
 #include "deja/detail/task_header.hpp"
@@ -46,6 +47,10 @@ class GroupWait {
 
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     parent_ = park_current(h, what_);
+    // On a multi-thread runtime branches finish on other workers while this registers: the lock
+    // orders their notes with these. It is released before unregister_all, which waits for a
+    // completer that may itself be waiting for the lock.
+    std::unique_lock lock(lock_);
     for (BranchWaiter& w : waiters_) {
       if (!w.branch || w.finished) continue;
       if (w.branch->is_complete()) {
@@ -59,6 +64,7 @@ class GroupWait {
       if (!w.registered) note_finished(w);
     }
     if (satisfied()) {
+      lock.unlock();
       unregister_all();
       return false;
     }
@@ -76,14 +82,21 @@ class GroupWait {
 
  private:
   static void on_branch_finished(Waiter* base) noexcept {
+    // `registered` stays set: the parent owns it, and unregistering a notified waiter is a no-op.
     auto* w = static_cast<BranchWaiter*>(base);
-    w->registered = false;
     GroupWait* g = w->group;
-    g->note_finished(*w);
-    if (g->armed_ && g->satisfied()) {
-      g->armed_ = false;
-      wake(g->parent_);
+    bool wake_parent = false;
+    {
+      std::lock_guard lock(g->lock_);
+      g->note_finished(*w);
+      if (g->armed_ && g->satisfied()) {
+        g->armed_ = false;
+        wake_parent = true;
+      }
     }
+    // The group outlives this call: destroying it unregisters this waiter, which waits for the
+    // notification in progress to end.
+    if (wake_parent) wake(g->parent_);
   }
 
   void note_finished(BranchWaiter& w) noexcept {
@@ -109,6 +122,7 @@ class GroupWait {
     }
   }
 
+  std::mutex lock_;
   std::span<BranchWaiter> waiters_;
   GroupMode mode_;
   const char* what_;

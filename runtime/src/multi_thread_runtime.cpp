@@ -1,0 +1,963 @@
+// The multi-thread production runtime: workers, work stealing, parking, and the shared driver.
+//
+// Scheduling follows Tokio's multi-thread scheduler. Each worker owns a bounded StealQueue and a
+// LIFO slot (a task woken by the running task runs next, on the same worker, while its data is
+// still in cache: what makes message passing cheap); tasks from outside the runtime and queue
+// overflow go to one injection queue. An idle worker becomes "searching" and steals half of a
+// victim's queue; at most half the workers search at once, and a worker that stops searching
+// wakes another if it was the last searcher, so that queued work always has someone looking
+// for it without every push waking a thread.
+//
+// Time and I/O: each worker has its own timer wheel (with its own lock, nearly always taken by
+// that worker alone), and there is one epoll instance. The first worker to park takes the driver
+// (a try-lock) and sleeps in epoll_wait until the earliest deadline of all wheels; the others
+// sleep on a condition variable. Running workers fire due timers every event_interval tasks.
+// So no lock is shared by every timer or every wake-up.
+#include "deja/multi_thread_runtime.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <condition_variable>
+#include <limits>
+#include <system_error>
+#include <thread>
+
+#include "deja/detail/ready_queue.hpp"
+#include "deja/detail/steal_queue.hpp"
+#include "deja/detail/timer_wheel.hpp"
+
+namespace deja::detail {
+
+namespace {
+
+[[noreturn]] void throw_errno(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
+
+constexpr std::int64_t kNsPerTick = 1'000'000;  // the wheels' resolution: 1 ms
+constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max();
+// Consecutive runs from the LIFO slot before its task goes to the back of the queue, so that two
+// tasks waking each other cannot starve the rest (Tokio uses 3).
+constexpr std::uint32_t kMaxLifoRuns = 3;
+
+constexpr std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
+
+std::uint64_t splitmix64(std::uint64_t& state) noexcept {
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+std::uint64_t os_seed() noexcept {
+  std::uint64_t seed = 0;
+  if (::getrandom(&seed, sizeof seed, 0) != static_cast<ssize_t>(sizeof seed)) {
+    seed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  }
+  return seed;
+}
+
+// xoshiro256**
+struct Xoshiro {
+  std::uint64_t s[4] = {};
+  void seed(std::uint64_t seed) noexcept {
+    for (auto& word : s) word = splitmix64(seed);
+  }
+  std::uint64_t next() noexcept {
+    const std::uint64_t result = rotl(s[1] * 5, 7) * 9;
+    const std::uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+  }
+};
+
+std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point since) noexcept {
+  return static_cast<std::uint64_t>((std::chrono::steady_clock::now() - since).count());
+}
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// A lock for the short critical sections that a worker nearly always takes alone (its timer
+// wheel, a live-task shard): unlocking is a plain store, where a pthread mutex pays an atomic
+// read-modify-write and a call. Contention backs off to yield, so a preempted holder on an
+// oversubscribed machine costs time slices, not a spinning core.
+class SpinLock {
+ public:
+  void lock() noexcept {
+    for (int spins = 0; locked_.exchange(true, std::memory_order_acquire); ++spins) {
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (spins < 64) {
+          cpu_relax();
+          ++spins;
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+  }
+  bool try_lock() noexcept { return !locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire); }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> locked_{false};
+};
+
+}  // namespace
+
+struct TimerShard {
+  SpinLock lock;
+  TimerWheel wheel{0};
+  // The earliest deadline in the wheel, or kNever; may be early (a cancelled timer's), never late.
+  std::atomic<std::uint64_t> next_tick{kNever};
+  std::atomic<std::size_t> count{0};
+};
+
+// The live tasks, for shutdown: sharded by task id so that spawns on different workers rarely
+// meet on a lock.
+struct LiveShard {
+  SpinLock lock;
+  TaskHeader* head = nullptr;
+};
+
+struct MtShared {
+  MultiThreadRuntime* rt = nullptr;
+  RuntimeContext* context = nullptr;
+  MultiThreadOptions options;
+  std::vector<std::unique_ptr<MtWorker>> workers;
+  std::uint32_t n = 0;
+  std::atomic<bool> shutdown{false};
+
+  // The injection queue. Bounded by max_tasks: a task is in at most one queue.
+  std::mutex inject_lock;
+  ReadyQueue inject;
+  std::atomic<std::size_t> inject_len{0};
+
+  // Idle workers: unparked count in the high half, searching count in the low half.
+  std::mutex idle_lock;
+  std::vector<std::uint32_t> sleepers;
+  std::atomic<std::uint64_t> idle_state{0};
+
+  static constexpr std::size_t kLiveShards = 64;
+  std::array<LiveShard, kLiveShards> live;
+  std::atomic<std::size_t> live_count{0};
+  std::atomic<std::uint32_t> next_id{1};  // the outside threads' id stream
+
+  // The driver: held (try_lock) by the worker sleeping in epoll_wait or polling it.
+  std::mutex driver_lock;
+  int epoll_fd = -1;
+  int event_fd = -1;
+  // The tick at which the parked driver will wake (kNever: only when signalled); 0 while nobody
+  // is parked in it, or once somebody has signalled it. A new timer earlier than it signals.
+  std::atomic<std::uint64_t> driver_deadline{0};
+  std::atomic<std::size_t> io_registrations{0};
+  // Deregistered fds, freed by the driver at its next turn: an event for one may still be in the
+  // batch being processed right now.
+  std::mutex released_lock;
+  std::vector<IoRegistration*> released;
+  std::vector<std::unique_ptr<TimerShard>> timers;
+  std::chrono::steady_clock::time_point epoch;
+
+  std::mutex rng_lock;
+  Xoshiro rng;  // entropy for threads that are not workers
+
+  // --- idle protocol (Tokio's idle.rs) ---
+  static std::uint32_t searching(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s); }
+  static std::uint32_t unparked(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s >> 32); }
+  static constexpr std::uint64_t kOneUnparked = std::uint64_t{1} << 32;
+
+  bool notify_should_wake() const noexcept {
+    const std::uint64_t s = idle_state.load(std::memory_order_seq_cst);
+    return searching(s) == 0 && unparked(s) < n;
+  }
+  inline void notify_parked() noexcept;
+  bool transition_to_searching() noexcept {
+    const std::uint64_t s = idle_state.load(std::memory_order_seq_cst);
+    if (2 * searching(s) >= n) return false;
+    idle_state.fetch_add(1, std::memory_order_seq_cst);
+    return true;
+  }
+  // True if the caller was the last searcher.
+  bool transition_from_searching() noexcept { return searching(idle_state.fetch_sub(1, std::memory_order_seq_cst)) == 1; }
+  bool transition_to_parked(std::uint32_t index, bool is_searching) {
+    std::lock_guard lock(idle_lock);
+    const std::uint64_t prev = idle_state.fetch_sub(kOneUnparked + (is_searching ? 1 : 0), std::memory_order_seq_cst);
+    sleepers.push_back(index);
+    return is_searching && searching(prev) == 1;
+  }
+  inline void notify_if_work_pending(std::uint32_t except) noexcept;
+
+  // --- injection queue ---
+  void push_inject(TaskHeader* const* tasks, std::size_t count) {
+    std::lock_guard lock(inject_lock);
+    for (std::size_t i = 0; i < count; ++i) inject.push(tasks[i]);
+    inject_len.store(inject.size(), std::memory_order_seq_cst);
+  }
+
+  // --- live tasks ---
+  // Task ids come from n + 1 interleaved streams (one per worker, one shared by outside threads),
+  // so that spawning on a worker touches no shared counter for them.
+  std::uint32_t outside_id() noexcept { return next_id.fetch_add(1, std::memory_order_relaxed) * (n + 1) + n; }
+  void admit(TaskHeader* t, std::uint32_t id) {
+    if (live_count.fetch_add(1, std::memory_order_relaxed) >= options.max_tasks) {
+      live_count.fetch_sub(1, std::memory_order_relaxed);
+      throw CapacityExceeded("deja: the runtime's task limit (RuntimeOptions::max_tasks) is reached");
+    }
+    t->id = id;
+    LiveShard& shard = live[t->id % kLiveShards];
+    std::lock_guard lock(shard.lock);
+    t->live_prev = nullptr;
+    t->live_next = shard.head;
+    if (shard.head) shard.head->live_prev = t;
+    shard.head = t;
+  }
+  void finish(TaskHeader* t) noexcept {
+    {
+      LiveShard& shard = live[t->id % kLiveShards];
+      std::lock_guard lock(shard.lock);
+      if (t->live_prev) t->live_prev->live_next = t->live_next; else shard.head = t->live_next;
+      if (t->live_next) t->live_next->live_prev = t->live_prev;
+      t->live_prev = t->live_next = nullptr;
+    }
+    live_count.fetch_sub(1, std::memory_order_relaxed);
+    // kRunning and kScheduled may stay set: every transition looks at kComplete first.
+    t->release();
+  }
+
+  // --- time ---
+  std::uint64_t now_tick() const noexcept {
+    const std::int64_t ns = (std::chrono::steady_clock::now() - epoch).count();
+    return ns <= 0 ? 0 : static_cast<std::uint64_t>(ns / kNsPerTick);
+  }
+  std::uint64_t min_next_tick() const noexcept {
+    std::uint64_t m = kNever;
+    for (const auto& shard : timers) m = std::min(m, shard->next_tick.load(std::memory_order_seq_cst));
+    return m;
+  }
+  void fire_timers() noexcept {
+    std::uint64_t now = 0;
+    for (auto& shard : timers) {
+      if (shard->next_tick.load(std::memory_order_acquire) == kNever) continue;
+      if (now == 0) now = now_tick();
+      if (shard->next_tick.load(std::memory_order_acquire) > now) continue;
+      std::lock_guard lock(shard->lock);
+      // Another thread may have advanced this wheel further with a later clock reading.
+      shard->wheel.advance(std::max(now, shard->wheel.now()), [&](TimerEntry& e) {
+        auto& node = static_cast<TimerNode&>(e);
+        node.armed = false;
+        shard->count.store(shard->count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+        node.fire(&node);  // under the lock: cancel_timer of this node waits until it is done
+      });
+      const auto next = shard->wheel.next_deadline();
+      shard->next_tick.store(next ? *next : kNever, std::memory_order_seq_cst);
+    }
+  }
+  void signal_driver() noexcept {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t r = ::write(event_fd, &one, sizeof one);
+  }
+  // One turn of the reactor and the timers; the caller holds driver_lock. Blocks until the
+  // earliest timer, an event or a signal when `block`.
+  void drive(bool block) noexcept;
+};
+
+struct MtWorker {
+  enum ParkState : std::uint32_t { kParkEmpty, kParkedCondvar, kParkedDriver, kParkNotified };
+
+  MtShared* shared = nullptr;
+  std::uint32_t index = 0;
+  StealQueue queue;
+  // Owner-only state.
+  TaskHeader* lifo = nullptr;
+  std::uint32_t lifo_runs = 0;
+  bool searching = false;
+  std::uint32_t tick = 0;
+  TaskHeader* running = nullptr;
+  std::uint32_t spawned = 1;  // this worker's id stream
+  Xoshiro rng;
+  TaskHeader* overflow[StealQueue::kCapacity / 2 + 1] = {};
+  TaskHeader* batch[StealQueue::kCapacity / 2] = {};
+
+  std::atomic<std::uint32_t> park_state{kParkEmpty};
+  std::mutex park_lock;
+  std::condition_variable park_cv;
+  std::thread thread;
+
+  // Metrics: written by the owner only, read by anyone.
+  std::atomic<std::uint64_t> tasks_run{0}, steals{0}, stolen_tasks{0}, parks{0}, busy_ns{0}, overflows{0};
+  // The owner is the only writer, so a plain load and store do (a locked add would cost every poll).
+  static void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  }
+
+  void run() noexcept;
+  void maintenance() noexcept;
+  TaskHeader* next_task() noexcept;
+  TaskHeader* pop_inject_batch() noexcept;
+  TaskHeader* steal_work() noexcept;
+  void run_task(TaskHeader* t) noexcept;
+  // Runs `t` until it suspends or finishes. `claimed`: the caller already set kRunning (a task
+  // no other thread can see yet).
+  void poll(TaskHeader* t, bool claimed = false) noexcept;
+  void park() noexcept;
+  void park_once() noexcept;
+  void unpark() noexcept;
+  void push_local(TaskHeader* t) noexcept;
+  void schedule_local(TaskHeader* t, bool use_lifo) noexcept;
+  bool has_tasks() const noexcept { return lifo != nullptr || !queue.empty(); }
+  std::uint32_t next_task_id() noexcept { return spawned++ * (shared->n + 1) + index; }
+};
+
+namespace {
+thread_local constinit MtWorker* tls_mt_worker = nullptr;
+}  // namespace
+
+inline void MtShared::notify_parked() noexcept {
+  // Orders the caller's push (a queue's tail, the injection queue) before the look at the idle
+  // state, against the parking worker's update of the idle state before its look at the queues.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!notify_should_wake()) return;
+  std::uint32_t id = 0;
+  {
+    std::lock_guard lock(idle_lock);
+    if (!notify_should_wake() || sleepers.empty()) return;
+    idle_state.fetch_add(kOneUnparked + 1, std::memory_order_seq_cst);
+    id = sleepers.back();
+    sleepers.pop_back();
+  }
+  workers[id]->unpark();
+}
+
+inline void MtShared::notify_if_work_pending(std::uint32_t except) noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    if (i != except && !workers[i]->queue.empty()) {
+      notify_parked();
+      return;
+    }
+  }
+  if (inject_len.load(std::memory_order_seq_cst) != 0) notify_parked();
+}
+
+void MtShared::drive(bool block) noexcept {
+  {
+    std::vector<IoRegistration*> gone;
+    {
+      std::lock_guard lock(released_lock);
+      gone.swap(released);
+    }
+    for (IoRegistration* reg : gone) delete reg;
+  }
+  int timeout_ms = 0;
+  if (block) {
+    std::uint64_t deadline = min_next_tick();
+    driver_deadline.store(deadline == 0 ? 1 : deadline, std::memory_order_seq_cst);
+    // A timer added between the first look and the store above did not see us parked: look again.
+    deadline = std::min(deadline, min_next_tick());
+    if (deadline == kNever) {
+      timeout_ms = -1;
+    } else {
+      const std::int64_t wait_ns = static_cast<std::int64_t>(deadline) * kNsPerTick - (std::chrono::steady_clock::now() - epoch).count();
+      timeout_ms = wait_ns <= 0 ? 0 : static_cast<int>(std::min<std::int64_t>((wait_ns + kNsPerTick - 1) / kNsPerTick, 1 << 30));
+    }
+  }
+  epoll_event events[256];
+  const int capacity = static_cast<int>(std::min<std::uint32_t>(options.max_events, 256));
+  const int count = ::epoll_wait(epoll_fd, events, capacity, timeout_ms);
+  driver_deadline.store(0, std::memory_order_seq_cst);
+  for (int i = 0; i < count; ++i) {
+    auto* reg = static_cast<IoRegistration*>(events[i].data.ptr);
+    if (reg == nullptr) {
+      std::uint64_t counter;
+      [[maybe_unused]] ssize_t r = ::read(event_fd, &counter, sizeof counter);
+      continue;
+    }
+    const std::uint32_t e = events[i].events;
+    std::uint8_t bits = 0;
+    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) bits |= static_cast<std::uint8_t>(Interest::kReadable);
+    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) bits |= static_cast<std::uint8_t>(Interest::kWritable);
+    // Sticky closed bits, as the current-thread reactor sets them (not for EPOLLERR: on a UDP
+    // socket it reports one ICMP error, which the next call consumes).
+    if (e & (EPOLLRDHUP | EPOLLHUP)) bits |= detail::kReadClosed;
+    if (e & EPOLLHUP) bits |= detail::kWriteClosed;
+    std::lock_guard lock(reg->lock);
+    reg->ready |= bits;
+    reg->tick.fetch_add(1, std::memory_order_release);
+    if (bits & static_cast<std::uint8_t>(Interest::kReadable)) {
+      while (Waiter* w = reg->readers.pop_front()) w->notify();
+    }
+    if (bits & static_cast<std::uint8_t>(Interest::kWritable)) {
+      while (Waiter* w = reg->writers.pop_front()) w->notify();
+    }
+  }
+  fire_timers();
+}
+
+// --- worker ---------------------------------------------------------------------------------
+
+void MtWorker::run() noexcept {
+  tls_mt_worker = this;
+  RuntimeGuard guard(shared->context);
+  auto busy_since = std::chrono::steady_clock::now();
+  while (!shared->shutdown.load(std::memory_order_acquire)) {
+    ++tick;
+    if (tick % shared->options.event_interval == 0) maintenance();
+    TaskHeader* t = next_task();
+    if (t == nullptr) t = steal_work();
+    if (t != nullptr) {
+      run_task(t);
+      continue;
+    }
+    bump(busy_ns, elapsed_ns(busy_since));
+    park();
+    busy_since = std::chrono::steady_clock::now();
+  }
+  bump(busy_ns, elapsed_ns(busy_since));
+  tls_mt_worker = nullptr;
+}
+
+void MtWorker::maintenance() noexcept {
+  shared->fire_timers();
+  if (shared->io_registrations.load(std::memory_order_relaxed) != 0 && shared->driver_lock.try_lock()) {
+    shared->drive(false);
+    shared->driver_lock.unlock();
+  }
+}
+
+TaskHeader* MtWorker::next_task() noexcept {
+  if (tick % shared->options.global_queue_interval == 0 && shared->inject_len.load(std::memory_order_relaxed) != 0) {
+    std::lock_guard lock(shared->inject_lock);
+    if (!shared->inject.empty()) {
+      TaskHeader* t = shared->inject.pop();
+      shared->inject_len.store(shared->inject.size(), std::memory_order_relaxed);
+      return t;
+    }
+  }
+  if (lifo != nullptr) {
+    if (lifo_runs < kMaxLifoRuns) {
+      ++lifo_runs;
+      return std::exchange(lifo, nullptr);
+    }
+    push_local(std::exchange(lifo, nullptr));
+  }
+  lifo_runs = 0;
+  if (TaskHeader* t = queue.pop_front()) return t;
+  return pop_inject_batch();
+}
+
+TaskHeader* MtWorker::pop_inject_batch() noexcept {
+  if (shared->inject_len.load(std::memory_order_seq_cst) == 0) return nullptr;
+  std::size_t taken = 0;
+  {
+    std::lock_guard lock(shared->inject_lock);
+    const std::size_t available = shared->inject.size();
+    // A fair share, so that other workers find some too; the local queue is empty here.
+    const std::size_t want = std::min<std::size_t>(available / shared->n + 1, StealQueue::kCapacity / 2);
+    while (taken < want && !shared->inject.empty()) batch[taken++] = shared->inject.pop();
+    shared->inject_len.store(shared->inject.size(), std::memory_order_relaxed);
+  }
+  if (taken == 0) return nullptr;
+  for (std::size_t i = 1; i < taken; ++i) push_local(batch[i]);
+  return batch[0];
+}
+
+TaskHeader* MtWorker::steal_work() noexcept {
+  if (!searching) {
+    if (!shared->transition_to_searching()) return nullptr;
+    searching = true;
+  }
+  const std::uint32_t n = shared->n;
+  const auto start = static_cast<std::uint32_t>(rng.next() % n);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const std::uint32_t victim = (start + i) % n;
+    if (victim == index) continue;
+    std::uint32_t stolen = 0;
+    if (TaskHeader* t = shared->workers[victim]->queue.steal_into(queue, stolen)) {
+      bump(steals);
+      bump(stolen_tasks, stolen);
+      return t;
+    }
+  }
+  return pop_inject_batch();
+}
+
+void MtWorker::run_task(TaskHeader* t) noexcept {
+  if (searching) {
+    searching = false;
+    // The last searcher found work: there may be more, so another worker starts looking.
+    if (shared->transition_from_searching()) shared->notify_parked();
+  }
+  poll(t);
+}
+
+void MtWorker::poll(TaskHeader* t, bool claimed) noexcept {
+  std::uint32_t s = 0;
+  if (!claimed) {
+    s = t->state.load(std::memory_order_relaxed);
+    while (!t->state.compare_exchange_weak(s, (s & ~kScheduled) | kRunning | kStarted, std::memory_order_acq_rel)) {
+    }
+  }
+  if (s & kCancelled) {
+    destroy_unfinished(t);
+    shared->finish(t);
+    return;
+  }
+  TaskHeader* const saved_task = tls_current_task;
+  TaskHeader* const saved_running = running;
+  tls_current_task = t;
+  running = t;
+  t->resume_point.resume();
+  tls_current_task = saved_task;
+  running = saved_running;
+  bump(tasks_run);
+  // The task has suspended (or finished). Wakes and aborts that arrived while it ran only marked
+  // it; deciding what that means and leaving the running state is one atomic step, so none is lost.
+  s = t->state.load(std::memory_order_acquire);
+  for (;;) {
+    if (s & kComplete) {
+      shared->finish(t);
+      return;
+    }
+    if (s & kCancelled) {
+      destroy_unfinished(t);
+      shared->finish(t);
+      return;
+    }
+    if (s & kNotified) {
+      if (t->state.compare_exchange_weak(s, (s & ~(kRunning | kNotified)) | kScheduled, std::memory_order_acq_rel)) {
+        // Woken while running (a yield among others): behind the tasks already queued.
+        push_local(t);
+        if (!searching && queue.size() > 1) shared->notify_parked();
+        return;
+      }
+      continue;
+    }
+    if (t->state.compare_exchange_weak(s, s & ~kRunning, std::memory_order_acq_rel)) return;
+  }
+}
+
+void MtWorker::push_local(TaskHeader* t) noexcept {
+  const std::uint32_t spilled = queue.push_back(t, overflow);
+  if (spilled != 0) {
+    if (spilled > 1) bump(overflows);
+    try {
+      shared->push_inject(overflow, spilled);
+    } catch (...) {
+      // The injection queue could not grow (out of memory): nothing sensible is left to do.
+      std::terminate();
+    }
+  }
+}
+
+void MtWorker::schedule_local(TaskHeader* t, bool use_lifo) noexcept {
+  if (use_lifo) {
+    // The previous occupant (woken earlier in the same run) moves to the queue.
+    t = std::exchange(lifo, t);
+    if (t == nullptr) return;
+  }
+  push_local(t);
+  if (!searching) shared->notify_parked();
+}
+
+void MtWorker::park() noexcept {
+  if (has_tasks()) return;
+  const bool last_searcher = shared->transition_to_parked(index, searching);
+  searching = false;
+  if (last_searcher) shared->notify_if_work_pending(index);
+  bump(parks);
+  for (;;) {
+    park_once();
+    if (shared->shutdown.load(std::memory_order_acquire)) return;
+    std::lock_guard lock(shared->idle_lock);
+    const auto it = std::find(shared->sleepers.begin(), shared->sleepers.end(), index);
+    if (it == shared->sleepers.end()) {
+      // notify_parked took us out and counted us as searching.
+      searching = true;
+      return;
+    }
+    if (has_tasks()) {
+      // The driver (this thread) woke tasks into our own queue.
+      shared->sleepers.erase(it);
+      shared->idle_state.fetch_add(MtShared::kOneUnparked, std::memory_order_seq_cst);
+      return;
+    }
+  }
+}
+
+void MtWorker::park_once() noexcept {
+  std::uint32_t expected = kParkNotified;
+  if (park_state.compare_exchange_strong(expected, kParkEmpty, std::memory_order_acq_rel)) return;
+  if (shared->driver_lock.try_lock()) {
+    expected = kParkEmpty;
+    if (park_state.compare_exchange_strong(expected, kParkedDriver, std::memory_order_acq_rel)) {
+      shared->drive(true);
+      park_state.exchange(kParkEmpty, std::memory_order_acq_rel);
+      shared->driver_lock.unlock();
+      // Wakes from the driver went to this worker's queue: others may help.
+      if (queue.size() > 1) shared->notify_parked();
+      return;
+    }
+    park_state.store(kParkEmpty, std::memory_order_release);
+    shared->driver_lock.unlock();
+    return;
+  }
+  std::unique_lock lock(park_lock);
+  expected = kParkEmpty;
+  if (!park_state.compare_exchange_strong(expected, kParkedCondvar, std::memory_order_acq_rel)) {
+    park_state.store(kParkEmpty, std::memory_order_release);
+    return;
+  }
+  for (;;) {
+    park_cv.wait(lock);
+    expected = kParkNotified;
+    if (park_state.compare_exchange_strong(expected, kParkEmpty, std::memory_order_acq_rel)) return;
+  }
+}
+
+void MtWorker::unpark() noexcept {
+  switch (park_state.exchange(kParkNotified, std::memory_order_acq_rel)) {
+    case kParkedCondvar: {
+      { std::lock_guard lock(park_lock); }
+      park_cv.notify_one();
+      break;
+    }
+    case kParkedDriver:
+      shared->signal_driver();
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace deja::detail
+
+namespace deja {
+
+using detail::MtWorker;
+using detail::TaskHeader;
+
+MultiThreadRuntime::MultiThreadRuntime(MultiThreadOptions options) : options_(options), shared_(std::make_unique<detail::MtShared>()) {
+  if (options_.event_interval == 0) throw UsageError("deja: RuntimeOptions::event_interval must be at least 1");
+  if (options_.global_queue_interval == 0) throw UsageError("deja: MultiThreadOptions::global_queue_interval must be at least 1");
+  if (options_.max_events == 0) throw UsageError("deja: RuntimeOptions::max_events must be at least 1");
+  std::size_t n = options_.workers;
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  if (n > 1024) throw UsageError("deja: MultiThreadOptions::workers is at most 1024");
+  context_.scheduler = this;
+  context_.time = this;
+  context_.io = this;
+  context_.entropy = this;
+  context_.blocking = this;
+
+  detail::MtShared& sh = *shared_;
+  sh.rt = this;
+  sh.context = &context_;
+  sh.options = options_;
+  sh.n = static_cast<std::uint32_t>(n);
+  sh.epoch = std::chrono::steady_clock::now();
+  sh.rng.seed(detail::os_seed());
+  sh.idle_state.store(static_cast<std::uint64_t>(n) << 32, std::memory_order_relaxed);
+  sh.sleepers.reserve(n);
+
+  sh.epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (sh.epoll_fd < 0) detail::throw_errno("deja: epoll_create1");
+  sh.event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (sh.event_fd < 0) {
+    ::close(sh.epoll_fd);
+    detail::throw_errno("deja: eventfd");
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // the eventfd; registrations are never null
+  if (::epoll_ctl(sh.epoll_fd, EPOLL_CTL_ADD, sh.event_fd, &ev) < 0) {
+    ::close(sh.event_fd);
+    ::close(sh.epoll_fd);
+    detail::throw_errno("deja: epoll_ctl(eventfd)");
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    auto w = std::make_unique<MtWorker>();
+    w->shared = shared_.get();
+    w->index = static_cast<std::uint32_t>(i);
+    w->rng.seed(sh.rng.next());
+    sh.workers.push_back(std::move(w));
+    sh.timers.push_back(std::make_unique<detail::TimerShard>());
+  }
+  for (auto& w : sh.workers) {
+    MtWorker* worker = w.get();
+    worker->thread = std::thread([worker] { worker->run(); });
+  }
+}
+
+MultiThreadRuntime::~MultiThreadRuntime() {
+  detail::MtShared& sh = *shared_;
+  sh.shutdown.store(true, std::memory_order_release);
+  for (auto& w : sh.workers) w->unpark();
+  for (auto& w : sh.workers) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  // Every unfinished task is destroyed at its suspension point, with this runtime current, since
+  // awaiters' destructors talk to it. Destroying one can spawn or wake others: they are in the
+  // live lists too, and go in later rounds.
+  {
+    RuntimeGuard guard(&context_);
+    for (;;) {
+      TaskHeader* t = nullptr;
+      for (auto& shard : sh.live) {
+        std::lock_guard lock(shard.lock);
+        if (shard.head) {
+          t = shard.head;
+          break;
+        }
+      }
+      if (t == nullptr) break;
+      if (!t->is_complete()) {
+        t->state.fetch_or(detail::kRunning, std::memory_order_relaxed);
+        detail::destroy_unfinished(t);
+      }
+      sh.finish(t);
+    }
+  }
+  {
+    std::lock_guard lock(sh.inject_lock);
+    sh.inject.clear();
+  }
+  for (detail::IoRegistration* reg : sh.released) delete reg;
+  sh.released.clear();
+  ::close(sh.event_fd);
+  ::close(sh.epoll_fd);
+  // The blocking pool is joined after this body (it is declared after shared_), before shared_ goes.
+  std::lock_guard guard(blocking_lock_);
+  blocking_.reset();
+}
+
+std::size_t MultiThreadRuntime::workers() const noexcept { return shared_->n; }
+
+std::size_t MultiThreadRuntime::live_tasks() const noexcept { return shared_->live_count.load(std::memory_order_relaxed); }
+
+MultiThreadMetrics MultiThreadRuntime::metrics() const {
+  const detail::MtShared& sh = *shared_;
+  MultiThreadMetrics m;
+  m.workers = sh.n;
+  m.live_tasks = sh.live_count.load(std::memory_order_relaxed);
+  m.injection_queue_depth = sh.inject_len.load(std::memory_order_relaxed);
+  for (const auto& shard : sh.timers) m.timers += shard->count.load(std::memory_order_relaxed);
+  m.per_worker.reserve(sh.n);
+  for (const auto& w : sh.workers) {
+    MultiThreadMetrics::Worker x;
+    x.local_queue_depth = w->queue.size();
+    x.tasks_run = w->tasks_run.load(std::memory_order_relaxed);
+    x.steals = w->steals.load(std::memory_order_relaxed);
+    x.stolen_tasks = w->stolen_tasks.load(std::memory_order_relaxed);
+    x.parks = w->parks.load(std::memory_order_relaxed);
+    x.busy_ns = w->busy_ns.load(std::memory_order_relaxed);
+    x.overflows = w->overflows.load(std::memory_order_relaxed);
+    m.per_worker.push_back(x);
+  }
+  return m;
+}
+
+namespace {
+MtWorker* worker_of(detail::MtShared* shared) noexcept {
+  MtWorker* w = detail::tls_mt_worker;
+  return w != nullptr && w->shared == shared ? w : nullptr;
+}
+}  // namespace
+
+// --- scheduling -----------------------------------------------------------------------------
+
+void MultiThreadRuntime::spawn(TaskHeader* t) {
+  MtWorker* w = worker_of(shared_.get());
+  shared_->admit(t, w ? w->next_task_id() : shared_->outside_id());
+  // Nobody else can see the task yet (its JoinHandle is not returned); the queue push publishes it.
+  t->state.store(t->state.load(std::memory_order_relaxed) | detail::kScheduled, std::memory_order_relaxed);
+  if (w != nullptr) {
+    w->schedule_local(t, false);
+    return;
+  }
+  shared_->push_inject(&t, 1);
+  shared_->notify_parked();
+}
+
+void MultiThreadRuntime::spawn_inline(TaskHeader* t) {
+  MtWorker* w = worker_of(shared_.get());
+  if (w == nullptr) {
+    spawn(t);
+    return;
+  }
+  shared_->admit(t, w->next_task_id());
+  // Nobody else can see the task yet (its JoinHandle is not returned): a plain store claims it.
+  t->state.store(t->state.load(std::memory_order_relaxed) | detail::kRunning | detail::kStarted, std::memory_order_relaxed);
+  w->poll(t, true);
+}
+
+void MultiThreadRuntime::wake(TaskHeader* t) noexcept {
+  std::uint32_t s = t->state.load(std::memory_order_relaxed);
+  for (;;) {
+    if (s & (detail::kComplete | detail::kScheduled)) return;
+    if (s & detail::kRunning) {
+      // Its worker requeues it once it has suspended.
+      if ((s & detail::kNotified) || t->state.compare_exchange_weak(s, s | detail::kNotified, std::memory_order_acq_rel)) return;
+      continue;
+    }
+    if (t->state.compare_exchange_weak(s, s | detail::kScheduled, std::memory_order_acq_rel)) break;
+  }
+  if (MtWorker* w = worker_of(shared_.get())) {
+    // Woken by the running task: it runs next, here (the LIFO slot). Woken by a timer or I/O
+    // between tasks: the queue.
+    w->schedule_local(t, w->running != nullptr);
+    return;
+  }
+  shared_->push_inject(&t, 1);
+  shared_->notify_parked();
+}
+
+void MultiThreadRuntime::abort(TaskHeader* t) noexcept {
+  MtWorker* w = worker_of(shared_.get());
+  std::uint32_t s = t->state.load(std::memory_order_relaxed);
+  for (;;) {
+    if (s & (detail::kComplete | detail::kCancelled)) return;
+    if (s & (detail::kRunning | detail::kScheduled)) {
+      // Whoever runs or dequeues it next destroys it.
+      if (t->state.compare_exchange_weak(s, s | detail::kCancelled, std::memory_order_acq_rel)) return;
+      continue;
+    }
+    if (w != nullptr) {
+      // Suspended and idle: claim it as running (wakes then only mark it) and destroy it now.
+      if (t->state.compare_exchange_weak(s, s | detail::kCancelled | detail::kRunning, std::memory_order_acq_rel)) {
+        detail::destroy_unfinished(t);
+        shared_->finish(t);
+        return;
+      }
+      continue;
+    }
+    if (t->state.compare_exchange_weak(s, s | detail::kCancelled | detail::kScheduled, std::memory_order_acq_rel)) break;
+  }
+  shared_->push_inject(&t, 1);
+  shared_->notify_parked();
+}
+
+void MultiThreadRuntime::wait_for(TaskHeader* t) {
+  struct BlockOnWaiter : detail::Waiter {
+    std::atomic<bool> done{false};
+  } waiter;
+  waiter.notify_fn = [](detail::Waiter* base) noexcept {
+    auto* w = static_cast<BlockOnWaiter*>(base);
+    w->done.store(true, std::memory_order_release);
+    w->done.notify_one();
+  };
+  if (!detail::register_join_waiter(t, &waiter)) return;
+  while (!waiter.done.load(std::memory_order_acquire)) waiter.done.wait(false, std::memory_order_acquire);
+  // The completer may still be inside notify_fn, touching `waiter`: wait until it has left.
+  while (t->state.load(std::memory_order_acquire) & detail::kJoinNotifying) std::this_thread::yield();
+}
+
+// --- I/O ------------------------------------------------------------------------------------
+
+detail::IoRegistration* MultiThreadRuntime::register_fd(int fd) {
+  detail::MtShared& sh = *shared_;
+  if (sh.io_registrations.fetch_add(1, std::memory_order_relaxed) >= options_.max_io_registrations) {
+    sh.io_registrations.fetch_sub(1, std::memory_order_relaxed);
+    throw CapacityExceeded("deja: the runtime's I/O registration limit (RuntimeOptions::max_io_registrations) is reached");
+  }
+  auto reg = std::make_unique<detail::IoRegistration>();
+  reg->fd = fd;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = reg.get();
+  if (::epoll_ctl(sh.epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    sh.io_registrations.fetch_sub(1, std::memory_order_relaxed);
+    detail::throw_errno("deja: epoll_ctl(ADD)");
+  }
+  return reg.release();
+}
+
+void MultiThreadRuntime::deregister(detail::IoRegistration* reg) noexcept {
+  detail::MtShared& sh = *shared_;
+  ::epoll_ctl(sh.epoll_fd, EPOLL_CTL_DEL, reg->fd, nullptr);
+  {
+    std::lock_guard lock(reg->lock);
+    while (detail::Waiter* w = reg->readers.pop_front()) w->notify();
+    while (detail::Waiter* w = reg->writers.pop_front()) w->notify();
+  }
+  sh.io_registrations.fetch_sub(1, std::memory_order_relaxed);
+  try {
+    std::lock_guard lock(sh.released_lock);
+    sh.released.push_back(reg);
+  } catch (...) {
+    std::terminate();  // out of memory in a noexcept path
+  }
+}
+
+// --- time -----------------------------------------------------------------------------------
+
+Instant MultiThreadRuntime::now() noexcept {
+  return Instant(std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now().time_since_epoch()));
+}
+
+void MultiThreadRuntime::add_timer(detail::TimerNode& node) {
+  detail::MtShared& sh = *shared_;
+  const std::int64_t epoch_ns = std::chrono::duration_cast<Duration>(sh.epoch.time_since_epoch()).count();
+  const std::int64_t when_ns = node.when.time_since_epoch().count();
+  std::uint64_t tick = 0;
+  if (when_ns > epoch_ns) {
+    // Round up: a timer never fires before its deadline.
+    const auto since = static_cast<std::uint64_t>(when_ns - epoch_ns);
+    tick = since / detail::kNsPerTick + (since % detail::kNsPerTick != 0);
+  }
+  MtWorker* w = worker_of(shared_.get());
+  node.shard = w ? w->index : 0;
+  detail::TimerShard& shard = *sh.timers[node.shard];
+  {
+    std::lock_guard lock(shard.lock);
+    shard.wheel.insert(node, tick);
+    node.armed = true;
+    shard.count.store(shard.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // writers hold the lock
+    if (tick < shard.next_tick.load(std::memory_order_relaxed)) shard.next_tick.store(tick, std::memory_order_seq_cst);
+  }
+  // A worker asleep in the driver with a later wake-up must look again.
+  std::uint64_t parked_until = sh.driver_deadline.load(std::memory_order_seq_cst);
+  if (parked_until != 0 && tick < parked_until && sh.driver_deadline.compare_exchange_strong(parked_until, 0, std::memory_order_seq_cst)) {
+    sh.signal_driver();
+  }
+}
+
+void MultiThreadRuntime::cancel_timer(detail::TimerNode& node) noexcept {
+  detail::TimerShard& shard = *shared_->timers[node.shard];
+  std::lock_guard lock(shard.lock);
+  if (!node.armed) return;
+  shard.wheel.remove(node);
+  node.armed = false;
+  shard.count.store(shard.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+}
+
+// --- entropy and blocking -------------------------------------------------------------------
+
+std::uint64_t MultiThreadRuntime::next_u64() noexcept {
+  if (MtWorker* w = worker_of(shared_.get())) return w->rng.next();
+  std::lock_guard lock(shared_->rng_lock);
+  return shared_->rng.next();
+}
+
+void MultiThreadRuntime::execute(std::function<void()> job) {
+  BlockingPool* pool = nullptr;
+  {
+    std::lock_guard guard(blocking_lock_);
+    if (!blocking_) blocking_ = std::make_unique<BlockingPool>(options_.blocking);
+    pool = blocking_.get();
+  }
+  pool->execute(std::move(job));
+}
+
+}  // namespace deja
