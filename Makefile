@@ -3,6 +3,8 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+# CI builds `make test` as Release with -DDEJA_WERROR=ON: g++ 12 warns at -O3 about things -O2 hides.
+BUILD_TYPE ?= RelWithDebInfo
 
 .PHONY: all deps configure build test demo bench kv-bench asan tsan warnings clang-test fuzz clean
 
@@ -12,7 +14,7 @@ deps:
 	@scripts/install-deps.sh
 
 configure: deps
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS) >/dev/null
 
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
@@ -45,13 +47,14 @@ asan: deps
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
 # The suite under ThreadSanitizer, built by clang 14 at -O1 (at -O0 the cross-thread stress tests
-# are several times slower for no extra coverage). The whole suite runs, the [mt] stress tests
-# included; the examples and the fuzz smoke test are not built (single-threaded, covered by asan).
+# are several times slower for no extra coverage), with every target compiled and warnings as
+# errors, so it is also CI's clang 14 warning build. The whole suite runs, the [mt] stress tests
+# included, but not the fuzz smoke test (single-threaded, and covered by asan).
 tsan: deps
 	@scripts/install-deps.sh clang-14
 	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_CXX_COMPILER=clang++-14 \
-	  -DDEJA_SANITIZE=thread -DDEJA_BUILD_BENCH=OFF -DDEJA_BUILD_EXAMPLES=OFF >/dev/null
-	@cmake --build build-tsan -j $(JOBS) --target deja-tests
+	  -DDEJA_SANITIZE=thread -DDEJA_WERROR=ON >/dev/null
+	@cmake --build build-tsan -j $(JOBS)
 	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --output-on-failure -j $(JOBS) -E '^fuzz\.'
 
 # Everything compiled warning-free (-Werror) with g++ 12 and clang 14.

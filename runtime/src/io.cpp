@@ -41,14 +41,14 @@ void AsyncFd::clear_ready(Interest interest) noexcept {
   if ((static_cast<std::uint8_t>(interest) & static_cast<std::uint8_t>(Interest::kWritable)) && reg_->tick.load(std::memory_order_relaxed) == seen_[1]) {
     clear |= static_cast<std::uint8_t>(Interest::kWritable);
   }
-  reg_->ready &= static_cast<std::uint8_t>(~clear);
+  reg_->ready.fetch_and(static_cast<std::uint8_t>(~clear), std::memory_order_relaxed);
 }
 
 void AsyncFd::clear_ready(Interest interest, std::uint32_t tick) noexcept {
   if (!reg_) return;
   std::lock_guard lock(reg_->lock);
   if (reg_->tick.load(std::memory_order_relaxed) != tick) return;
-  reg_->ready &= static_cast<std::uint8_t>(~static_cast<std::uint8_t>(interest));
+  reg_->ready.fetch_and(static_cast<std::uint8_t>(~static_cast<std::uint8_t>(interest)), std::memory_order_relaxed);
 }
 
 namespace {
@@ -65,24 +65,25 @@ detail::WaitList& AsyncFd::ReadyAwaiter::list() noexcept {
   return interest_ == Interest::kWritable ? reg_->writers : reg_->readers;
 }
 
+// The fast path takes no lock: the reactor sets `ready` and then bumps `tick` (both under the lock,
+// with release), so a tick loaded with acquire comes with every readiness bit set before it. A
+// reader that misses a bit just set goes on to await_suspend, which looks again under the lock.
 bool AsyncFd::ReadyAwaiter::await_ready() noexcept {
   if (!reg_) return true;  // a moved-from AsyncFd: the caller's syscall reports EBADF
-  std::lock_guard lock(reg_->lock);
-  *seen_ = reg_->tick.load(std::memory_order_relaxed);
-  return (reg_->ready & ready_mask(interest_)) != 0;
+  *seen_ = reg_->tick.load(std::memory_order_acquire);
+  return (reg_->ready.load(std::memory_order_acquire) & ready_mask(interest_)) != 0;
 }
 
 void AsyncFd::ReadyAwaiter::await_resume() noexcept {
   if (!reg_) return;
-  std::lock_guard lock(reg_->lock);
-  *seen_ = reg_->tick.load(std::memory_order_relaxed);
+  *seen_ = reg_->tick.load(std::memory_order_acquire);
 }
 
 bool AsyncFd::ReadyAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
   waiter_.task = detail::park_current(h, interest_ == Interest::kWritable ? "fd writable" : "fd readable");
   std::lock_guard lock(reg_->lock);
   *seen_ = reg_->tick.load(std::memory_order_relaxed);
-  if (reg_->ready & ready_mask(interest_)) return false;
+  if (reg_->ready.load(std::memory_order_relaxed) & ready_mask(interest_)) return false;
   list().push_back(waiter_);
   return true;
 }

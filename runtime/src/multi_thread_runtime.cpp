@@ -393,7 +393,7 @@ void MtShared::drive(bool block) noexcept {
     if (e & (EPOLLRDHUP | EPOLLHUP)) bits |= detail::kReadClosed;
     if (e & EPOLLHUP) bits |= detail::kWriteClosed;
     std::lock_guard lock(reg->lock);
-    reg->ready |= bits;
+    reg->ready.fetch_or(bits, std::memory_order_release);
     reg->tick.fetch_add(1, std::memory_order_release);
     if (bits & static_cast<std::uint8_t>(Interest::kReadable)) {
       while (Waiter* w = reg->readers.pop_front()) w->notify();

@@ -22,7 +22,9 @@ namespace detail {
 struct IoRegistration {
   int fd = -1;
   std::mutex lock;
-  std::uint8_t ready = 0;  // Interest bits the kernel last reported (error/hangup as both), plus the closed bits below
+  // Interest bits the kernel last reported (error/hangup as both), plus the closed bits below.
+  // Written under `lock`; read without it on the fast path of a wait (with `tick`, acquire).
+  std::atomic<std::uint8_t> ready{0};
   // Counts the reactor's events for this fd (bumped under `lock`), so that a task can tell whether
   // one arrived while it was in a system call: clearing readiness after an event the call did not
   // see would lose that edge.
