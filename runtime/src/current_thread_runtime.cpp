@@ -166,22 +166,7 @@ void CurrentThreadRuntime::turn(int timeout_ms) {
       drain_remote();
       continue;
     }
-    const std::uint32_t e = events[i].events;
-    std::uint8_t bits = 0;
-    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) bits |= static_cast<std::uint8_t>(Interest::kReadable);
-    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) bits |= static_cast<std::uint8_t>(Interest::kWritable);
-    // Not EPOLLERR: on a UDP socket it reports one ICMP error, which the next call consumes.
-    if (e & (EPOLLRDHUP | EPOLLHUP)) bits |= detail::kReadClosed;
-    if (e & EPOLLHUP) bits |= detail::kWriteClosed;
-    std::lock_guard lock(reg->lock);
-    reg->ready.fetch_or(bits, std::memory_order_release);
-    reg->tick.fetch_add(1, std::memory_order_release);
-    if (bits & static_cast<std::uint8_t>(Interest::kReadable)) {
-      while (detail::Waiter* w = reg->readers.pop_front()) w->notify();
-    }
-    if (bits & static_cast<std::uint8_t>(Interest::kWritable)) {
-      while (detail::Waiter* w = reg->writers.pop_front()) w->notify();
-    }
+    detail::report_epoll_event(*reg, events[i].events);
   }
   fire_timers();
 }

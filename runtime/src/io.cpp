@@ -3,6 +3,8 @@
 
 #include "deja/io.hpp"
 
+#include <sys/epoll.h>
+
 namespace deja {
 
 AsyncFd::AsyncFd(int fd) {
@@ -95,5 +97,27 @@ AsyncFd::ReadyAwaiter::~ReadyAwaiter() {
     if (waiter_.linked) list().remove(waiter_);
   }
 }
+
+namespace detail {
+
+void report_epoll_event(IoRegistration& reg, std::uint32_t e) noexcept {
+  std::uint8_t bits = 0;
+  if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) bits |= static_cast<std::uint8_t>(Interest::kReadable);
+  if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) bits |= static_cast<std::uint8_t>(Interest::kWritable);
+  // Not EPOLLERR: on a UDP socket it reports one ICMP error, which the next call consumes.
+  if (e & (EPOLLRDHUP | EPOLLHUP)) bits |= kReadClosed;
+  if (e & EPOLLHUP) bits |= kWriteClosed;
+  std::lock_guard lock(reg.lock);
+  reg.ready.fetch_or(bits, std::memory_order_release);
+  reg.tick.fetch_add(1, std::memory_order_release);
+  if (bits & static_cast<std::uint8_t>(Interest::kReadable)) {
+    while (Waiter* w = reg.readers.pop_front()) w->notify();
+  }
+  if (bits & static_cast<std::uint8_t>(Interest::kWritable)) {
+    while (Waiter* w = reg.writers.pop_front()) w->notify();
+  }
+}
+
+}  // namespace detail
 
 }  // namespace deja

@@ -40,6 +40,11 @@ struct IoRegistration {
 inline constexpr std::uint8_t kReadClosed = 4;
 inline constexpr std::uint8_t kWriteClosed = 8;
 
+// What a reactor does with one epoll event for `reg`: sets the readiness bits it reports (and the
+// sticky closed bits), counts it in `tick`, and wakes the waiters it satisfies. Both production
+// runtimes call it, so they agree on what an event means.
+void report_epoll_event(IoRegistration& reg, std::uint32_t epoll_events) noexcept;
+
 }  // namespace detail
 
 class IoDriver {
