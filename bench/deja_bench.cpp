@@ -290,11 +290,22 @@ int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   if (o.rt != "ct" && o.rt != "mt" && o.rt != "sim") usage(("--rt " + o.rt + " is not available (ct, mt and sim are)").c_str());
   if (o.threads < 1) usage("--threads must be at least 1");
-  if (o.io != "epoll") usage(("--io " + o.io + " is not available yet (only epoll)").c_str());
+  if (o.io != "epoll" && o.io != "uring") usage(("--io " + o.io + " is not available (epoll and uring are)").c_str());
+  if (o.io == "uring" && o.rt == "mt") usage("--io uring runs on --rt ct (the multi-thread runtime drives epoll)");
+  deja::RuntimeOptions ct_options;
+  ct_options.io = o.io == "uring" ? deja::IoBackend::kUring : deja::IoBackend::kEpoll;
   if (o.bench == "echo_server") {
-    if (o.rt != "ct") usage("echo_server runs on --rt ct");
+    if (o.rt == "sim") usage("echo_server runs on --rt ct or mt");
     if (o.port < 0 || o.port > 65535) usage("--port must be 0-65535");
-    deja::block_on(echo_server(o.port));
+    if (o.rt == "mt") {
+      deja::MultiThreadOptions options;
+      options.workers = static_cast<std::size_t>(o.threads);
+      deja::MultiThreadRuntime rt(options);
+      rt.block_on(echo_server(o.port));
+    } else {
+      deja::CurrentThreadRuntime rt(ct_options);
+      rt.block_on(echo_server(o.port));
+    }
     return 0;
   }
   const auto& all = workloads();
@@ -332,7 +343,7 @@ int main(int argc, char** argv) {
       ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
     }
   } else {
-    deja::CurrentThreadRuntime rt;
+    deja::CurrentThreadRuntime rt(ct_options);
     for (int r = 0; r < o.reps; ++r) {
       const auto start = std::chrono::steady_clock::now();
       rt.block_on(it->make());

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -43,15 +44,18 @@ struct Load {
   std::size_t connections;
   deja::Barrier all_connected;        // every client holds its connection open until all are open
   deja::Semaphore connecting{256};    // handshakes in flight, well under the listen backlog
-  std::size_t server_live = 0;
-  std::size_t server_peak = 0;
-  std::size_t server_closed = 0;
+  // Atomic: the server also runs on the multi-thread runtime.
+  std::atomic<std::size_t> server_live{0};
+  std::atomic<std::size_t> server_peak{0};
+  std::atomic<std::size_t> server_closed{0};
   std::size_t clients_ok = 0;
 };
 
 deja::Task<void> serve_one(TcpStream stream, std::shared_ptr<Load> load) {
-  load->server_live++;
-  load->server_peak = std::max(load->server_peak, load->server_live);
+  const std::size_t live = ++load->server_live;
+  std::size_t peak = load->server_peak.load();
+  while (peak < live && !load->server_peak.compare_exchange_weak(peak, live)) {
+  }
   std::array<std::byte, 256> buf;
   try {
     for (;;) {

@@ -9,6 +9,8 @@
 #include <system_error>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
 #include "deja/deja.hpp"
 #include "deja/net.hpp"
 
@@ -18,9 +20,39 @@ using namespace std::chrono_literals;
 
 inline const deja::net::SocketAddr kLoopbackAnyPort{deja::net::IpAddr::v4_loopback(), 0};
 
-// Runs `body` on a fresh current-thread runtime, failing with deja::TimedOut after `limit`.
+// The production runtimes a networking test runs on: the same program, unchanged, on each.
+enum class Runtime { kEpoll, kUring, kMultiThread };
+
+inline const char* name_of(Runtime runtime) {
+  switch (runtime) {
+    case Runtime::kEpoll: return "current-thread runtime on epoll";
+    case Runtime::kUring: return "current-thread runtime on io_uring";
+    case Runtime::kMultiThread: return "multi-thread runtime (2 workers)";
+  }
+  return "?";
+}
+
+// Runs `body` on a fresh runtime of the given kind, failing with deja::TimedOut after `limit`.
+inline void run_on(Runtime runtime, deja::Task<void> body, std::chrono::milliseconds limit = 20s) {
+  INFO("on the " << name_of(runtime));
+  if (runtime == Runtime::kMultiThread) {
+    deja::MultiThreadOptions options;
+    options.workers = 2;
+    deja::MultiThreadRuntime rt(options);
+    rt.block_on(deja::timeout(limit, std::move(body)));
+    return;
+  }
+  deja::RuntimeOptions options;
+  options.io = runtime == Runtime::kUring ? deja::IoBackend::kUring : deja::IoBackend::kEpoll;
+  deja::CurrentThreadRuntime rt(options);
+  rt.block_on(deja::timeout(limit, std::move(body)));
+}
+
+// Runs the test case once per production runtime (Catch2 runs the whole test case again for each
+// value, so `body` is made afresh each time), failing with deja::TimedOut after `limit`.
 inline void run(deja::Task<void> body, std::chrono::milliseconds limit = 20s) {
-  deja::block_on(deja::timeout(limit, std::move(body)));
+  const Runtime runtime = GENERATE(Runtime::kEpoll, Runtime::kUring, Runtime::kMultiThread);
+  run_on(runtime, std::move(body), limit);
 }
 
 // The error code `task` throws as std::system_error, or an empty code if it completes.

@@ -10,8 +10,10 @@
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "deja/io.hpp"
+#include "deja/io_uring.hpp"
 #include "deja/net/driver.hpp"
 
 namespace deja::net::posix {
@@ -75,6 +77,38 @@ class PosixStream final : public StreamBackend {
   bool reading_ = false;  // one read and one write at a time (driver.hpp); a second is a UsageError
   bool writing_ = false;
 };
+
+// One end of a TCP connection on the io_uring reactor: reads and writes are operations the kernel
+// completes (submitted in batches by the runtime), so no readiness registration and no system call
+// of its own per read or write. The socket is made blocking: io_uring never blocks the thread on
+// it, and a non-blocking one would make the kernel fail operations with EAGAIN instead of waiting.
+class UringStream final : public StreamBackend {
+ public:
+  UringStream(OwnedFd fd, IoUring& ring, SocketAddr peer);
+  Task<std::size_t> read(std::span<std::byte> buf) override;
+  Task<std::size_t> write(std::span<const std::byte> buf) override;
+  void shutdown_write() override;
+  void set_nodelay(bool on) override;
+  bool nodelay() const override;
+  SocketAddr local_addr() const override { return local_address_of(fd_.get()); }
+  SocketAddr peer_addr() const override { return peer_; }
+
+ private:
+  // Keeps what a cancelled recv took from the socket, for the next read (driver.hpp's promise
+  // that a cancelled read loses nothing).
+  static void keep_unread(void* self, const std::byte* data, std::int32_t count) noexcept;
+  OwnedFd fd_;
+  IoUring& ring_;
+  SocketAddr peer_;
+  std::vector<std::byte> unread_;
+  std::size_t unread_offset_ = 0;
+  bool reading_ = false;
+  bool writing_ = false;
+};
+
+// The stream for a connected socket on the current runtime: a UringStream on io_uring, else a
+// PosixStream registered with the reactor.
+std::unique_ptr<StreamBackend> make_stream(OwnedFd fd, SocketAddr peer);
 
 class PosixListener final : public ListenerBackend {
  public:

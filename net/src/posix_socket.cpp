@@ -70,6 +70,11 @@ Task<std::unique_ptr<StreamBackend>> PosixNetDriver::connect(SocketAddr to) {
     if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &error_length) < 0) throw_errno(errno, "getsockopt(SO_ERROR)");
     if (error != 0) throw_errno_at(error, "connect to", to);
   }
+  if (IoUring* ring = current_uring()) {
+    // Connected: the readiness registration goes, since the stream completes its I/O on the ring.
+    { AsyncFd done = std::move(afd); }
+    co_return std::make_unique<UringStream>(std::move(fd), *ring, to);
+  }
   co_return std::make_unique<PosixStream>(std::move(fd), std::move(afd), to);
 }
 

@@ -2,10 +2,12 @@
 // backs off when the process runs out of file descriptors.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "deja/errors.hpp"
 #include "deja/time.hpp"
@@ -77,21 +79,101 @@ Task<std::size_t> PosixStream::write(std::span<const std::byte> buf) {
   }
 }
 
-void PosixStream::shutdown_write() {
+namespace {
+
+void shutdown_write_of(int fd) {
   // ENOTCONN: the connection is already gone (reset by the peer), so there is nothing to shut.
-  if (::shutdown(fd_.get(), SHUT_WR) < 0 && errno != ENOTCONN) throw_errno(errno, "shutdown");
+  if (::shutdown(fd, SHUT_WR) < 0 && errno != ENOTCONN) throw_errno(errno, "shutdown");
 }
 
-void PosixStream::set_nodelay(bool on) {
+void set_nodelay_of(int fd, bool on) {
   const int value = on ? 1 : 0;
-  if (::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) < 0) throw_errno(errno, "setsockopt(TCP_NODELAY)");
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) < 0) throw_errno(errno, "setsockopt(TCP_NODELAY)");
 }
 
-bool PosixStream::nodelay() const {
+bool nodelay_of(int fd) {
   int value = 0;
   socklen_t length = sizeof value;
-  if (::getsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &value, &length) < 0) throw_errno(errno, "getsockopt(TCP_NODELAY)");
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, &length) < 0) throw_errno(errno, "getsockopt(TCP_NODELAY)");
   return value != 0;
+}
+
+}  // namespace
+
+void PosixStream::shutdown_write() { shutdown_write_of(fd_.get()); }
+void PosixStream::set_nodelay(bool on) { set_nodelay_of(fd_.get(), on); }
+bool PosixStream::nodelay() const { return nodelay_of(fd_.get()); }
+
+// --- io_uring ---------------------------------------------------------------------------------
+
+UringStream::UringStream(OwnedFd fd, IoUring& ring, SocketAddr peer) : fd_(std::move(fd)), ring_(ring), peer_(peer) {
+  const int flags = ::fcntl(fd_.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_NONBLOCK) < 0) throw_errno(errno, "fcntl(F_SETFL)");
+}
+
+namespace {
+
+// A stream made on one runtime's io_uring, used from a task of another.
+[[noreturn]] void throw_wrong_runtime() {
+  throw UsageError("deja::net: a TCP stream made on an io_uring runtime can only be used from that runtime's tasks");
+}
+
+}  // namespace
+
+void UringStream::keep_unread(void* self, const std::byte* data, std::int32_t count) noexcept {
+  auto& stream = *static_cast<UringStream*>(self);
+  try {
+    stream.unread_.insert(stream.unread_.end(), data, data + count);
+  } catch (...) {
+    // Out of memory while a task is being destroyed: nothing better can be done than to lose it.
+  }
+}
+
+Task<std::size_t> UringStream::read(std::span<std::byte> buf) {
+  if (buf.empty()) co_return 0;
+  InFlight busy(reading_, "read");
+  if (unread_offset_ < unread_.size()) {
+    const std::size_t n = std::min(buf.size(), unread_.size() - unread_offset_);
+    std::memcpy(buf.data(), unread_.data() + unread_offset_, n);
+    unread_offset_ += n;
+    if (unread_offset_ == unread_.size()) {
+      unread_.clear();
+      unread_offset_ = 0;
+    }
+    co_return n;
+  }
+  for (;;) {
+    IoUring::Operation recv = ring_.recv(fd_.get(), buf, 0);
+    recv.on_abandoned_completion(&UringStream::keep_unread, this);
+    const std::int32_t n = co_await recv;
+    if (n >= 0) co_return static_cast<std::size_t>(n);
+    if (n == -EINTR || n == -EAGAIN) continue;
+    if (n == -EXDEV) throw_wrong_runtime();
+    throw_errno(-n, "read");
+  }
+}
+
+Task<std::size_t> UringStream::write(std::span<const std::byte> buf) {
+  if (buf.empty()) co_return 0;
+  InFlight busy(writing_, "write");
+  for (;;) {
+    // MSG_NOSIGNAL: a peer that went away is EPIPE here, not a SIGPIPE that kills the process.
+    const std::int32_t n = co_await ring_.send(fd_.get(), buf, MSG_NOSIGNAL);
+    if (n >= 0) co_return static_cast<std::size_t>(n);
+    if (n == -EINTR || n == -EAGAIN) continue;
+    if (n == -EXDEV) throw_wrong_runtime();
+    throw_errno(-n, "write");
+  }
+}
+
+void UringStream::shutdown_write() { shutdown_write_of(fd_.get()); }
+void UringStream::set_nodelay(bool on) { set_nodelay_of(fd_.get(), on); }
+bool UringStream::nodelay() const { return nodelay_of(fd_.get()); }
+
+std::unique_ptr<StreamBackend> make_stream(OwnedFd fd, SocketAddr peer) {
+  if (IoUring* ring = current_uring()) return std::make_unique<UringStream>(std::move(fd), *ring, peer);
+  AsyncFd afd(fd.get());
+  return std::make_unique<PosixStream>(std::move(fd), std::move(afd), peer);
 }
 
 Task<std::unique_ptr<StreamBackend>> PosixListener::accept() {
@@ -110,8 +192,7 @@ Task<std::unique_ptr<StreamBackend>> PosixListener::accept() {
       OwnedFd connection(fd);
       const SocketAddr peer = SocketAddr::from_sockaddr(reinterpret_cast<const sockaddr*>(&storage), length);
       try {
-        AsyncFd afd(connection.get());
-        co_return std::make_unique<PosixStream>(std::move(connection), std::move(afd), peer);
+        co_return make_stream(std::move(connection), peer);
       } catch (const CapacityExceeded&) {
         // The runtime's registration limit: drop this connection (its peer sees it closed) and
         // back off as for running out of descriptors.

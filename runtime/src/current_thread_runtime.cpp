@@ -1,10 +1,7 @@
 // The current-thread production runtime: run loop, epoll reactor, timer wheel driver.
 #include "deja/current_thread_runtime.hpp"
 
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <system_error>
@@ -14,8 +11,6 @@ namespace deja {
 namespace {
 
 using detail::TaskHeader;
-
-[[noreturn]] void throw_errno(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
 
 constexpr std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
 
@@ -46,27 +41,24 @@ CurrentThreadRuntime::CurrentThreadRuntime(RuntimeOptions options)
   }
   for (auto& word : rng_) word = splitmix64(seed);
 
-  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) throw_errno("deja: epoll_create1");
-  event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (event_fd_ < 0) {
-    ::close(epoll_fd_);
-    throw_errno("deja: eventfd");
+  if (options_.io == IoBackend::kUring) {
+    if (options_.uring_entries == 0 || options_.uring_entries > 32768) {
+      throw UsageError("deja: RuntimeOptions::uring_entries must be between 1 and 32768");
+    }
+    std::string why_not;
+    reactor_ = detail::make_uring_reactor(options_.uring_entries, why_not);
+    if (reactor_) {
+      backend_ = IoBackend::kUring;
+      context_.uring = reactor_->uring();
+    } else {
+      detail::report_uring_fallback(why_not);
+    }
   }
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = nullptr;  // the eventfd; registrations are never null
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev) < 0) {
-    ::close(event_fd_);
-    ::close(epoll_fd_);
-    throw_errno("deja: epoll_ctl(eventfd)");
-  }
+  if (!reactor_) reactor_ = detail::make_epoll_reactor(options_.max_events);
 }
 
 CurrentThreadRuntime::~CurrentThreadRuntime() {
   shutdown();
-  ::close(event_fd_);
-  ::close(epoll_fd_);
 }
 
 // --- scheduling -----------------------------------------------------------------------------
@@ -133,7 +125,7 @@ void CurrentThreadRuntime::run_until(TaskHeader* root) {
     if (!ready_.empty()) {
       // Fairness: between batches, look at I/O and timers without blocking. The syscall is
       // skipped when nothing could have arrived.
-      if (io_registrations_ != 0 || remote_pending_.load(std::memory_order_acquire)) turn(0);
+      if (reactor_->has_io() || remote_pending_.load(std::memory_order_acquire)) turn(0);
       else fire_timers();
       continue;
     }
@@ -155,27 +147,12 @@ void CurrentThreadRuntime::turn(int timeout_ms) {
     drain_remote();
     if (!ready_.empty()) timeout_ms = 0;
   }
-  epoll_event events[256];
-  const int capacity = static_cast<int>(std::min<std::uint32_t>(options_.max_events, 256));
-  const int n = ::epoll_wait(epoll_fd_, events, capacity, timeout_ms);
-  for (int i = 0; i < n; ++i) {
-    auto* reg = static_cast<detail::IoRegistration*>(events[i].data.ptr);
-    if (reg == nullptr) {
-      std::uint64_t counter;
-      [[maybe_unused]] ssize_t r = ::read(event_fd_, &counter, sizeof counter);
-      drain_remote();
-      continue;
-    }
-    detail::report_epoll_event(*reg, events[i].events);
-  }
+  if (reactor_->poll(timeout_ms)) drain_remote();
   fire_timers();
 }
 
 void CurrentThreadRuntime::signal_remote() noexcept {
-  if (!remote_pending_.exchange(true, std::memory_order_acq_rel)) {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] ssize_t r = ::write(event_fd_, &one, sizeof one);
-  }
+  if (!remote_pending_.exchange(true, std::memory_order_acq_rel)) reactor_->notify();
 }
 
 void CurrentThreadRuntime::drain_remote() {
@@ -214,25 +191,14 @@ detail::IoRegistration* CurrentThreadRuntime::register_fd(int fd) {
   if (io_registrations_ >= options_.max_io_registrations) {
     throw CapacityExceeded("deja: the runtime's I/O registration limit (RuntimeOptions::max_io_registrations) is reached");
   }
-  auto reg = std::make_unique<detail::IoRegistration>();
-  reg->fd = fd;
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-  ev.data.ptr = reg.get();
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0) throw_errno("deja: epoll_ctl(ADD)");
+  detail::IoRegistration* reg = reactor_->register_fd(fd);
   ++io_registrations_;
-  return reg.release();
+  return reg;
 }
 
 void CurrentThreadRuntime::deregister(detail::IoRegistration* reg) noexcept {
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, reg->fd, nullptr);
-  {
-    std::lock_guard lock(reg->lock);
-    while (detail::Waiter* w = reg->readers.pop_front()) w->notify();
-    while (detail::Waiter* w = reg->writers.pop_front()) w->notify();
-  }
+  reactor_->deregister(reg);
   --io_registrations_;
-  delete reg;
 }
 
 // --- time -----------------------------------------------------------------------------------

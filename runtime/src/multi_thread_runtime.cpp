@@ -15,6 +15,8 @@
 // So no lock is shared by every timer or every wake-up.
 #include "deja/multi_thread_runtime.hpp"
 
+#include "deja/detail/reactor.hpp"
+
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
@@ -639,6 +641,9 @@ MultiThreadRuntime::MultiThreadRuntime(MultiThreadOptions options) : options_(op
   std::size_t n = options_.workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   if (n > 1024) throw UsageError("deja: MultiThreadOptions::workers is at most 1024");
+  if (options_.io == IoBackend::kUring) {
+    detail::report_uring_fallback("the multi-thread runtime drives its I/O through epoll; io_uring serves the current-thread runtime");
+  }
   context_.scheduler = this;
   context_.time = this;
   context_.io = this;

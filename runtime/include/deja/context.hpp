@@ -15,6 +15,7 @@ class TimeDriver;
 class IoDriver;
 class Entropy;
 class BlockingExecutor;
+class IoUring;
 
 struct RuntimeContext {
   Scheduler* scheduler = nullptr;
@@ -25,6 +26,8 @@ struct RuntimeContext {
   // The network (net/driver.hpp). Null: deja::net uses posix sockets on `io`. Only declared here, so
   // the runtime does not depend on net; the simulator installs its simulated network.
   net::NetDriver* net = nullptr;
+  // Completion-based I/O (io_uring.hpp) where the reactor is io_uring; null on epoll.
+  IoUring* uring = nullptr;
 };
 
 namespace detail {

@@ -1,5 +1,6 @@
-// The production runtime on one thread: a ready queue, an epoll reactor woken by an eventfd (so
-// other threads can wake tasks and spawn), a hierarchical timer wheel and OS-seeded entropy.
+// The production runtime on one thread: a ready queue, a reactor (epoll, or io_uring when asked
+// for) woken by an eventfd so that other threads can wake tasks and spawn, a hierarchical timer
+// wheel and OS-seeded entropy.
 #pragma once
 
 #include <atomic>
@@ -14,6 +15,7 @@
 #include "deja/blocking_pool.hpp"
 #include "deja/context.hpp"
 #include "deja/detail/local_tasks.hpp"
+#include "deja/detail/reactor.hpp"
 #include "deja/detail/ready_queue.hpp"
 #include "deja/detail/task_header.hpp"
 #include "deja/detail/timer_wheel.hpp"
@@ -26,6 +28,17 @@
 
 namespace deja {
 
+// The kernel interface a production runtime waits on.
+enum class IoBackend : std::uint8_t {
+  kEpoll,
+  // io_uring: AsyncFd readiness through multishot polls, and TCP streams' reads and writes as
+  // completions submitted in batches (IoUring, io_uring.hpp). Where the kernel cannot give it
+  // (too old, kernel.io_uring_disabled, seccomp), the runtime uses epoll and says so once per
+  // process on stderr; io_backend() tells which it got. A runtime on io_uring must be run
+  // (block_on) and destroyed on one thread.
+  kUring,
+};
+
 struct RuntimeOptions {
   // Live tasks at most; spawn past it throws CapacityExceeded.
   std::size_t max_tasks = std::size_t{1} << 24;
@@ -35,6 +48,10 @@ struct RuntimeOptions {
   std::uint32_t event_interval = 61;
   // Events taken from epoll per wait.
   std::uint32_t max_events = 1024;
+  // The reactor: epoll, or io_uring with `uring_entries` submission slots (a power of two, at most
+  // 32768; the kernel rounds up).
+  IoBackend io = IoBackend::kEpoll;
+  std::uint32_t uring_entries = 1024;
   // The pool that spawn_blocking uses, started on first use.
   BlockingPoolOptions blocking;
 };
@@ -66,6 +83,8 @@ class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public I
   }
 
   RuntimeContext* context() noexcept { return &context_; }
+  // The reactor in use: options.io, unless io_uring was asked for and is unavailable.
+  IoBackend io_backend() const noexcept { return backend_; }
   std::size_t live_tasks() const noexcept { return tasks_.size(); }
 
   // Scheduler
@@ -108,8 +127,8 @@ class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public I
   std::size_t timers_ = 0;
 
   // Reactor.
-  int epoll_fd_ = -1;
-  int event_fd_ = -1;
+  std::unique_ptr<detail::Reactor> reactor_;
+  IoBackend backend_ = IoBackend::kEpoll;
   std::size_t io_registrations_ = 0;
 
   // Wakes, aborts and spawns from other threads land here and are applied by the owner thread.

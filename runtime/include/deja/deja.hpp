@@ -10,6 +10,7 @@
 #include "deja/errors.hpp"
 #include "deja/interval.hpp"
 #include "deja/io.hpp"
+#include "deja/io_uring.hpp"
 #include "deja/join_handle.hpp"
 #include "deja/join_set.hpp"
 #include "deja/race.hpp"

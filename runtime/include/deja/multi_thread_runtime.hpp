@@ -83,6 +83,8 @@ class MultiThreadRuntime final : public Scheduler, public TimeDriver, public IoD
   }
 
   RuntimeContext* context() noexcept { return &context_; }
+  // Always epoll for now: asking for IoBackend::kUring says so once on stderr and uses epoll.
+  IoBackend io_backend() const noexcept { return IoBackend::kEpoll; }
   std::size_t workers() const noexcept;
   std::size_t live_tasks() const noexcept;
   MultiThreadMetrics metrics() const;

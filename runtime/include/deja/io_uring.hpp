@@ -1,0 +1,103 @@
+// Completion-based I/O on the io_uring reactor: an operation is handed to the kernel, which does
+// it and reports the result, instead of the task waiting for readiness and then making the system
+// call itself. Submissions are batched: the runtime hands everything queued to the kernel in one
+// io_uring_enter per turn of its loop, which is where io_uring saves system calls over epoll.
+//
+// Reach it with current_uring(): non-null only on a current-thread runtime built with
+// RuntimeOptions::io = IoBackend::kUring (deja::net uses it for TCP streams by itself).
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "deja/context.hpp"
+#include "deja/detail/waiter.hpp"
+
+namespace deja {
+
+namespace detail {
+class UringReactor;
+}
+
+class IoUring {
+ public:
+  // One operation, awaited once. co_await yields the kernel's result: a count or value (>= 0), or
+  // a negated errno (-ECONNRESET, ...). Destroying the awaiting task while the operation is in
+  // flight cancels it and waits for the kernel to let go of the buffer before the frame goes, so
+  // cancellation by destruction is safe as everywhere else in deja. Awaiting it anywhere but on a
+  // task of the ring's own runtime completes at once with -EXDEV.
+  class Operation {
+   public:
+    Operation(const Operation&) = delete;
+    Operation& operator=(const Operation&) = delete;
+    ~Operation();
+
+    // Called by the reactor if the operation completes with a count (> 0) after its task was
+    // destroyed: a stream keeps bytes a cancelled recv took from the socket for its next read
+    // instead of losing them. `fn` gets `context`, the buffer and the count; it must not throw.
+    void on_abandoned_completion(void (*fn)(void* context, const std::byte* data, std::int32_t count) noexcept, void* context) noexcept {
+      abandoned_fn_ = fn;
+      abandoned_context_ = context;
+    }
+
+    bool await_ready() const noexcept { return false; }
+    // Queues the operation; false (not suspending, with the error as the result) if it cannot be.
+    bool await_suspend(std::coroutine_handle<> h) noexcept;
+    std::int32_t await_resume() const noexcept { return result_; }
+
+   private:
+    friend class IoUring;
+    friend class detail::UringReactor;
+    enum class Kind : std::uint8_t { kRecv, kSend, kRead, kWrite };
+    Operation(IoUring* ring, Kind kind, int fd, void* data, std::uint32_t size, std::uint64_t offset, int flags) noexcept
+        : ring_(ring), kind_(kind), fd_(fd), flags_(flags), data_(data), size_(size), offset_(offset) {}
+
+    IoUring* ring_;
+    Kind kind_;
+    bool in_flight_ = false;
+    bool abandoned_ = false;  // its task is being destroyed: complete it without waking anyone
+    int fd_;
+    int flags_;
+    void* data_;
+    std::uint32_t size_;
+    std::uint64_t offset_;
+    std::int32_t result_ = 0;
+    detail::Waiter waiter_;
+    void (*abandoned_fn_)(void*, const std::byte*, std::int32_t) noexcept = nullptr;
+    void* abandoned_context_ = nullptr;
+  };
+
+  // recv(2) / send(2) with `flags` (MSG_NOSIGNAL is the caller's to add). Buffers longer than
+  // 2^32 - 1 bytes are cut to that (a short count, as the system calls allow).
+  Operation recv(int fd, std::span<std::byte> buf, int flags) noexcept {
+    return {this, Operation::Kind::kRecv, fd, buf.data(), clamp(buf.size()), 0, flags};
+  }
+  Operation send(int fd, std::span<const std::byte> buf, int flags) noexcept {
+    return {this, Operation::Kind::kSend, fd, const_cast<std::byte*>(buf.data()), clamp(buf.size()), 0, flags};
+  }
+  // pread(2) / pwrite(2) at `offset`; the offset -1 (as u64) means the file position.
+  Operation read(int fd, std::span<std::byte> buf, std::uint64_t offset) noexcept {
+    return {this, Operation::Kind::kRead, fd, buf.data(), clamp(buf.size()), offset, 0};
+  }
+  Operation write(int fd, std::span<const std::byte> buf, std::uint64_t offset) noexcept {
+    return {this, Operation::Kind::kWrite, fd, const_cast<std::byte*>(buf.data()), clamp(buf.size()), offset, 0};
+  }
+
+ protected:
+  IoUring() = default;
+  ~IoUring() = default;
+  // Queues `op` for the next submission; returns 0, or the negated errno that fails it.
+  virtual std::int32_t submit(Operation& op) noexcept = 0;
+  // Cancels `op` (in flight) and returns once the kernel has completed it either way.
+  virtual void cancel_and_wait(Operation& op) noexcept = 0;
+
+ private:
+  static std::uint32_t clamp(std::size_t n) noexcept { return n > 0xFFFFFFFFu ? 0xFFFFFFFFu : static_cast<std::uint32_t>(n); }
+};
+
+// The io_uring of the runtime current on this thread, or null (no runtime, or another backend).
+IoUring* current_uring() noexcept;
+
+}  // namespace deja

@@ -1,0 +1,380 @@
+// The io_uring reactor. One ring serves two kinds of users:
+// - AsyncFd registrations, as a multishot poll each (edge-triggered like the epoll reactor, and
+//   reported through the same report_epoll_event, since poll masks are epoll's bits);
+// - IoUring operations (recv, send, read, write), completed by the kernel.
+// Nothing reaches the kernel until poll(): every submission queued while tasks ran goes in one
+// io_uring_enter, which also waits for and collects completions.
+//
+// A completion's user_data is the address of what it belongs to, tagged in its low bits.
+#include <liburing.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <sys/epoll.h>
+
+#include "deja/detail/reactor.hpp"
+#include "deja/detail/task_header.hpp"
+#include "deja/io_uring.hpp"
+
+namespace deja {
+
+IoUring* current_uring() noexcept {
+  RuntimeContext* rt = current_runtime();
+  return rt != nullptr ? rt->uring : nullptr;
+}
+
+IoUring::Operation::~Operation() {
+  if (in_flight_) ring_->cancel_and_wait(*this);
+}
+
+bool IoUring::Operation::await_suspend(std::coroutine_handle<> h) noexcept {
+  waiter_.task = detail::park_current(h, "io_uring operation");
+  result_ = ring_->submit(*this);
+  return result_ == 0;
+}
+
+namespace detail {
+
+namespace {
+
+constexpr std::uint64_t kTagOperation = 0;
+constexpr std::uint64_t kTagPoll = 1;
+constexpr std::uint64_t kTagMask = 3;
+// Completions that carry no address.
+constexpr std::uint64_t kEventFdRead = 2;
+constexpr std::uint64_t kIgnored = 3;  // cancellations and poll removals: their target reports
+
+// A registration and its multishot poll. The poll holds a reference to the file, so a removed
+// registration lives until the kernel reports the poll ended.
+struct UringRegistration : IoRegistration {
+  bool armed = false;     // a poll is in the kernel: exactly one completion without F_MORE will end it
+  bool removing = false;  // deregistered: freed by that last completion
+  UringRegistration* prev = nullptr;  // all registrations, to free those still removing at the end
+  UringRegistration* next = nullptr;
+};
+
+// The cancelled operation a destructor waits for is reported within a round or two; these bound
+// the wait so that a kernel that never answers is a clear abort, not a hang or a use after free.
+constexpr int kCancelRounds = 30;
+constexpr long long kCancelRoundNs = 1'000'000'000;
+
+}  // namespace
+
+class UringReactor final : public Reactor, public IoUring {
+ public:
+  UringReactor() = default;
+  UringReactor(const UringReactor&) = delete;
+  UringReactor& operator=(const UringReactor&) = delete;
+
+  // Empty on success, else why io_uring cannot be used here.
+  std::string init(std::uint32_t entries) {
+    // Fastest first: one thread submits and completions are run only when it asks for them
+    // (6.1), then completions that interrupt no system call (5.19), then the plain ring.
+    const unsigned modes[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+                              IORING_SETUP_COOP_TASKRUN, 0};
+    int error = -EINVAL;
+    io_uring_params params{};
+    for (unsigned flags : modes) {
+      params = io_uring_params{};
+      params.flags = flags;
+      error = io_uring_queue_init_params(entries, &ring_, &params);
+      if (error == 0) {
+        single_issuer_ = (flags & IORING_SETUP_SINGLE_ISSUER) != 0;
+        enabled_ = (flags & IORING_SETUP_R_DISABLED) == 0;
+        break;
+      }
+      if (error != -EINVAL) break;
+    }
+    if (error != 0) return std::string("io_uring_setup failed: ") + std::strerror(-error);
+    initialised_ = true;
+    // Multishot poll (5.13, with resource tags), waits with a timeout (EXT_ARG) and no lost
+    // completions when the completion ring is full (NODROP).
+    const unsigned needed = IORING_FEAT_NODROP | IORING_FEAT_FAST_POLL | IORING_FEAT_EXT_ARG | IORING_FEAT_RSRC_TAGS;
+    if ((params.features & needed) != needed) return "the kernel's io_uring lacks multishot poll or waits with a timeout (Linux 5.13 or later is needed)";
+    io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
+    if (probe == nullptr) return "the kernel's io_uring cannot be probed for its operations";
+    const int ops[] = {IORING_OP_RECV, IORING_OP_SEND, IORING_OP_READ, IORING_OP_WRITE, IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, IORING_OP_ASYNC_CANCEL};
+    bool all = true;
+    for (int op : ops) all = all && io_uring_opcode_supported(probe, op);
+    io_uring_free_probe(probe);
+    if (!all) return "the kernel's io_uring lacks an operation deja uses (recv, send, read, write, poll or cancel)";
+    event_fd_ = ::eventfd(0, EFD_CLOEXEC);
+    if (event_fd_ < 0) return std::string("eventfd failed: ") + std::strerror(errno);
+    arm_event_fd();
+    return {};
+  }
+
+  ~UringReactor() override {
+    if (!initialised_) return;
+    // Removed registrations whose poll has not reported its end yet: one more look frees them.
+    for (int round = 0; removing_ != 0 && round < 10 && enable(); ++round) {
+      __kernel_timespec ts{0, 10'000'000};
+      io_uring_cqe* cqe = nullptr;
+      io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      reap();
+    }
+    io_uring_queue_exit(&ring_);  // the kernel cancels what is left and drops its file references
+    while (UringRegistration* reg = all_) {
+      all_ = reg->next;
+      delete reg;
+    }
+    if (event_fd_ >= 0) ::close(event_fd_);
+  }
+
+  // --- Reactor ---
+
+  IoRegistration* register_fd(int fd) override {
+    auto* reg = new UringRegistration;
+    reg->fd = fd;
+    reg->next = all_;
+    if (all_) all_->prev = reg;
+    all_ = reg;
+    ++registrations_;
+    arm_poll(*reg);
+    return reg;
+  }
+
+  void deregister(IoRegistration* base) noexcept override {
+    auto* reg = static_cast<UringRegistration*>(base);
+    {
+      std::lock_guard lock(reg->lock);
+      while (Waiter* w = reg->readers.pop_front()) w->notify();
+      while (Waiter* w = reg->writers.pop_front()) w->notify();
+    }
+    --registrations_;
+    if (!reg->armed) {
+      free_registration(reg);
+      return;
+    }
+    reg->removing = true;
+    ++removing_;
+    if (io_uring_sqe* sqe = get_sqe()) {
+      io_uring_prep_poll_remove(sqe, tagged(reg, kTagPoll));
+      io_uring_sqe_set_data64(sqe, kIgnored);
+    }
+    // The poll holds the file: the caller closes the descriptor next, and a socket is only
+    // released (its FIN sent, its port freed) once the kernel has let go, so tell it now.
+    if (enable()) io_uring_submit_and_get_events(&ring_);
+  }
+
+  bool poll(int timeout_ms) override {
+    if (!enable()) {
+      // Not the thread the ring belongs to: nothing can be submitted or collected here.
+      return std::exchange(notified_, false);
+    }
+    if (!event_armed_) arm_event_fd();
+    if (timeout_ms == 0 || io_uring_cq_ready(&ring_) != 0) {
+      io_uring_submit_and_get_events(&ring_);
+    } else if (timeout_ms < 0) {
+      io_uring_submit_and_wait(&ring_, 1);
+    } else {
+      __kernel_timespec ts{timeout_ms / 1000, static_cast<long long>(timeout_ms % 1000) * 1'000'000};
+      io_uring_cqe* cqe = nullptr;
+      io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    }
+    reap();
+    return std::exchange(notified_, false);
+  }
+
+  void notify() noexcept override {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t r = ::write(event_fd_, &one, sizeof one);
+  }
+
+  bool has_io() const noexcept override { return registrations_ != 0 || operations_ != 0 || removing_ != 0; }
+
+  IoUring* uring() noexcept override { return this; }
+
+  // --- IoUring ---
+
+  std::int32_t submit(Operation& op) noexcept override {
+    if (current_uring() != this) return -EXDEV;
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) return -EBUSY;
+    switch (op.kind_) {
+      case Operation::Kind::kRecv: io_uring_prep_recv(sqe, op.fd_, op.data_, op.size_, op.flags_); break;
+      case Operation::Kind::kSend: io_uring_prep_send(sqe, op.fd_, op.data_, op.size_, op.flags_); break;
+      case Operation::Kind::kRead: io_uring_prep_read(sqe, op.fd_, op.data_, op.size_, op.offset_); break;
+      case Operation::Kind::kWrite: io_uring_prep_write(sqe, op.fd_, op.data_, op.size_, op.offset_); break;
+    }
+    io_uring_sqe_set_data64(sqe, tagged(&op, kTagOperation));
+    op.in_flight_ = true;
+    ++operations_;
+    return 0;
+  }
+
+  void cancel_and_wait(Operation& op) noexcept override {
+    op.abandoned_ = true;  // its task is going away: the completion must not wake it
+    if (io_uring_sqe* sqe = get_sqe()) {
+      io_uring_prep_cancel64(sqe, tagged(&op, kTagOperation), 0);
+      io_uring_sqe_set_data64(sqe, kIgnored);
+    }
+    for (int round = 0; op.in_flight_; ++round) {
+      if (round == kCancelRounds || !enable()) {
+        std::fputs(
+            "deja: an io_uring operation could not be cancelled and waited for (is the runtime being destroyed on a thread other "
+            "than the one that ran it?); aborting rather than freeing a buffer the kernel may still write to\n",
+            stderr);
+        std::abort();
+      }
+      __kernel_timespec ts{0, kCancelRoundNs};
+      io_uring_cqe* cqe = nullptr;
+      io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      reap();
+    }
+  }
+
+ private:
+  template <class T>
+  static std::uint64_t tagged(T* p, std::uint64_t tag) noexcept {
+    return reinterpret_cast<std::uintptr_t>(p) | tag;
+  }
+
+  // A ring made disabled is enabled by the first thread to use it, which becomes its only
+  // submitter (SINGLE_ISSUER): the thread that runs the runtime, not the one that built it.
+  bool enable() noexcept {
+    if (!enabled_) {
+      // io_uring_enable_rings is declared but not exported by Debian 12's liburing 2.3.
+      if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) < 0) return false;
+      enabled_ = true;
+      owner_ = pthread_self();
+      if (single_issuer_) io_uring_register_ring_fd(&ring_);  // per thread; failure only costs speed
+      return true;
+    }
+    return !single_issuer_ || pthread_equal(owner_, pthread_self());
+  }
+
+  // The next free submission slot, handing the queued ones to the kernel if there is none.
+  io_uring_sqe* get_sqe() noexcept {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr && enable()) {
+      io_uring_submit(&ring_);
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+  }
+
+  void arm_event_fd() noexcept {
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) return;  // poll() tries again
+    io_uring_prep_read(sqe, event_fd_, &event_count_, sizeof event_count_, 0);
+    io_uring_sqe_set_data64(sqe, kEventFdRead);
+    event_armed_ = true;
+  }
+
+  void arm_poll(UringRegistration& reg) noexcept {
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) {
+      // No slot even after a submission: report the fd in error, so its waiters make their
+      // system call and see for themselves, rather than wait for an event that cannot come.
+      report_epoll_event(reg, EPOLLERR | EPOLLHUP);
+      return;
+    }
+    io_uring_prep_poll_multishot(sqe, reg.fd, POLLIN | POLLOUT | POLLRDHUP);
+    io_uring_sqe_set_data64(sqe, tagged(&reg, kTagPoll));
+    reg.armed = true;
+  }
+
+  void free_registration(UringRegistration* reg) noexcept {
+    if (reg->prev) reg->prev->next = reg->next; else all_ = reg->next;
+    if (reg->next) reg->next->prev = reg->prev;
+    delete reg;
+  }
+
+  // Collects every completion there is (and those the kernel kept aside when the ring was full).
+  void reap() noexcept {
+    for (int round = 0; round < 4; ++round) {
+      io_uring_cqe* cqe = nullptr;
+      unsigned head = 0;
+      unsigned seen = 0;
+      io_uring_for_each_cqe(&ring_, head, cqe) {
+        ++seen;
+        complete(cqe->user_data, cqe->res, cqe->flags);
+      }
+      io_uring_cq_advance(&ring_, seen);
+      if (!io_uring_cq_has_overflow(&ring_)) return;
+      io_uring_get_events(&ring_);
+    }
+  }
+
+  void complete(std::uint64_t user_data, std::int32_t res, std::uint32_t flags) noexcept {
+    if (user_data == kIgnored) return;
+    if (user_data == kEventFdRead) {
+      event_armed_ = false;
+      notified_ = true;
+      arm_event_fd();
+      return;
+    }
+    switch (user_data & kTagMask) {
+      case kTagOperation: {
+        auto* op = reinterpret_cast<Operation*>(user_data & ~kTagMask);
+        op->in_flight_ = false;
+        op->result_ = res;
+        --operations_;
+        if (!op->abandoned_) op->waiter_.notify();
+        else if (res > 0 && op->abandoned_fn_ != nullptr) op->abandoned_fn_(op->abandoned_context_, static_cast<const std::byte*>(op->data_), res);
+        return;
+      }
+      case kTagPoll: {
+        auto* reg = reinterpret_cast<UringRegistration*>(user_data & ~kTagMask);
+        const bool ended = (flags & IORING_CQE_F_MORE) == 0;
+        if (ended) reg->armed = false;
+        if (reg->removing) {
+          if (ended) {
+            --removing_;
+            free_registration(reg);
+          }
+          return;
+        }
+        if (res > 0) report_epoll_event(*reg, static_cast<std::uint32_t>(res));
+        if (!ended) return;
+        // The kernel ended the poll on its own: on an error the fd is reported in error (its
+        // waiters' system calls will say what), otherwise (the completion ring overflowed) it is
+        // armed again.
+        if (res < 0) report_epoll_event(*reg, EPOLLERR | EPOLLHUP);
+        else arm_poll(*reg);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  io_uring ring_{};
+  bool initialised_ = false;
+  bool single_issuer_ = false;
+  bool enabled_ = true;
+  pthread_t owner_{};
+  int event_fd_ = -1;
+  std::uint64_t event_count_ = 0;
+  bool event_armed_ = false;
+  bool notified_ = false;
+  std::size_t registrations_ = 0;
+  std::size_t removing_ = 0;
+  std::size_t operations_ = 0;
+  UringRegistration* all_ = nullptr;
+};
+
+std::unique_ptr<Reactor> make_uring_reactor(std::uint32_t entries, std::string& why_not) {
+  auto reactor = std::make_unique<UringReactor>();
+  why_not = reactor->init(entries);
+  if (!why_not.empty()) return nullptr;
+  return reactor;
+}
+
+void report_uring_fallback(const std::string& why_not) noexcept {
+  static std::atomic<bool> reported{false};
+  if (reported.exchange(true)) return;
+  std::fprintf(stderr, "deja: io_uring is unavailable (%s); using epoll\n", why_not.c_str());
+}
+
+}  // namespace detail
+}  // namespace deja
