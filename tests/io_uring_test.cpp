@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "deja/deja.hpp"
 #include "deja/net.hpp"
@@ -110,6 +111,24 @@ TEST_CASE("an io_uring operation awaited from another runtime completes at once 
   if (uring_refused(owner)) return;
   deja::CurrentThreadRuntime other;
   other.block_on(deja::timeout(10s, from_another_runtime(owner.context()->uring)));
+}
+
+TEST_CASE("a runtime on io_uring run from a second thread is a usage error, not a hang", "[uring]") {
+  deja::CurrentThreadRuntime rt(uring_options());
+  if (uring_refused(rt)) return;
+  auto nap = []() -> deja::Task<void> { co_await deja::sleep(1ms); };
+  rt.block_on(nap());  // this thread is the ring's from now on
+  bool usage_error = false;
+  std::thread other([&] {
+    try {
+      rt.block_on(nap());
+    } catch (const deja::UsageError&) {
+      usage_error = true;
+    }
+  });
+  other.join();
+  CHECK(usage_error);
+  rt.block_on(nap());  // still fine on its own thread
 }
 
 TEST_CASE("a runtime on epoll offers no IoUring", "[uring]") {

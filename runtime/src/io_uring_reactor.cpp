@@ -22,6 +22,7 @@
 
 #include "deja/detail/reactor.hpp"
 #include "deja/detail/task_header.hpp"
+#include "deja/errors.hpp"
 #include "deja/io_uring.hpp"
 
 namespace deja {
@@ -167,8 +168,9 @@ class UringReactor final : public Reactor, public IoUring {
 
   bool poll(int timeout_ms) override {
     if (!enable()) {
-      // Not the thread the ring belongs to: nothing can be submitted or collected here.
-      return std::exchange(notified_, false);
+      throw UsageError(
+          "deja: a runtime on io_uring runs on one thread, the first that ran it (IORING_SETUP_SINGLE_ISSUER); block_on was called on "
+          "another");
     }
     if (!event_armed_) arm_event_fd();
     if (timeout_ms == 0 || io_uring_cq_ready(&ring_) != 0) {

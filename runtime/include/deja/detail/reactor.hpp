@@ -24,6 +24,7 @@ class Reactor {
   // Hands what the kernel has to the kernel and reports what it gives back: readiness to
   // registrations, completions to operations. Waits up to `timeout_ms` (-1: until something
   // happens) when nothing is there yet. Returns true if notify() was called since the last poll.
+  // Throws UsageError where the reactor cannot be driven from this thread (io_uring's single issuer).
   virtual bool poll(int timeout_ms) = 0;
   // From any thread: makes a blocked poll return, and the next one if none is blocked.
   virtual void notify() noexcept = 0;
