@@ -342,6 +342,17 @@ int main(int argc, char** argv) {
       rt.block_on(it->make());
       ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
     }
+    if (std::getenv("DEJA_BENCH_METRICS") != nullptr) {
+      // Scheduler counters over all reps, on stderr (stdout carries the one result line).
+      const deja::MultiThreadMetrics m = rt.metrics();
+      for (std::size_t i = 0; i < m.per_worker.size(); ++i) {
+        const auto& w = m.per_worker[i];
+        std::fprintf(stderr, "worker %zu: tasks_run=%llu steals=%llu stolen_tasks=%llu parks=%llu overflows=%llu busy_ms=%llu\n", i,
+                     static_cast<unsigned long long>(w.tasks_run), static_cast<unsigned long long>(w.steals),
+                     static_cast<unsigned long long>(w.stolen_tasks), static_cast<unsigned long long>(w.parks),
+                     static_cast<unsigned long long>(w.overflows), static_cast<unsigned long long>(w.busy_ns / 1'000'000));
+      }
+    }
   } else {
     deja::CurrentThreadRuntime rt(ct_options);
     for (int r = 0; r < o.reps; ++r) {

@@ -13,6 +13,11 @@
 // (a try-lock) and sleeps in epoll_wait until the earliest deadline of all wheels; the others
 // sleep on a condition variable. Running workers fire due timers every event_interval tasks.
 // So no lock is shared by every timer or every wake-up.
+//
+// Live tasks (for shutdown, which destroys every unfinished one): a task is on the list of the
+// worker that spawned it, which only that worker touches, so spawning and finishing there take no
+// lock and no atomic; one that finishes elsewhere is handed back to its home worker through a
+// lock-free stack. Admission against max_tasks is reserved from one counter in batches.
 #include "deja/multi_thread_runtime.hpp"
 
 #include "deja/detail/reactor.hpp"
@@ -127,11 +132,23 @@ struct TimerShard {
   std::atomic<std::size_t> count{0};
 };
 
-// The live tasks, for shutdown: sharded by task id so that spawns on different workers rarely
-// meet on a lock.
-struct LiveShard {
-  SpinLock lock;
+// Admissions a worker reserves from MtShared::live_count at a time.
+constexpr std::size_t kAdmissionBatch = 32;
+
+// An intrusive list of live tasks through TaskHeader::live_prev/live_next.
+struct LiveList {
   TaskHeader* head = nullptr;
+  void push(TaskHeader* t) noexcept {
+    t->live_prev = nullptr;
+    t->live_next = head;
+    if (head) head->live_prev = t;
+    head = t;
+  }
+  void unlink(TaskHeader* t) noexcept {
+    if (t->live_prev) t->live_prev->live_next = t->live_next; else head = t->live_next;
+    if (t->live_next) t->live_next->live_prev = t->live_prev;
+    t->live_prev = t->live_next = nullptr;
+  }
 };
 
 struct MtShared {
@@ -152,9 +169,14 @@ struct MtShared {
   std::vector<std::uint32_t> sleepers;
   std::atomic<std::uint64_t> idle_state{0};
 
-  static constexpr std::size_t kLiveShards = 64;
-  std::array<LiveShard, kLiveShards> live;
+  // Tasks spawned from outside the workers (TaskHeader::owner 0); the workers' own lists are
+  // theirs (owner i + 1).
+  SpinLock outside_lock;
+  LiveList outside;
+  // Admissions reserved against max_tasks: live tasks, plus the workers' unspent reservations
+  // (MtWorker::admission_credit), plus tasks finished but not yet taken off their home list.
   std::atomic<std::size_t> live_count{0};
+  std::atomic<std::size_t> finished_pending{0};  // that last kind
   std::atomic<std::uint32_t> next_id{1};  // the outside threads' id stream
 
   // The driver: held (try_lock) by the worker sleeping in epoll_wait or polling it.
@@ -212,31 +234,21 @@ struct MtShared {
   // Task ids come from n + 1 interleaved streams (one per worker, one shared by outside threads),
   // so that spawning on a worker touches no shared counter for them.
   std::uint32_t outside_id() noexcept { return next_id.fetch_add(1, std::memory_order_relaxed) * (n + 1) + n; }
-  void admit(TaskHeader* t, std::uint32_t id) {
-    if (live_count.fetch_add(1, std::memory_order_relaxed) >= options.max_tasks) {
-      live_count.fetch_sub(1, std::memory_order_relaxed);
-      throw CapacityExceeded("deja: the runtime's task limit (RuntimeOptions::max_tasks) is reached");
+  // Reserves up to `want` admissions (at least one); throws CapacityExceeded if none is left.
+  std::size_t reserve_admissions(std::size_t want) {
+    std::size_t cur = live_count.load(std::memory_order_relaxed);
+    for (;;) {
+      const std::size_t take = cur >= options.max_tasks ? 0 : std::min(want, options.max_tasks - cur);
+      if (take == 0) throw CapacityExceeded("deja: the runtime's task limit (RuntimeOptions::max_tasks) is reached");
+      if (live_count.compare_exchange_weak(cur, cur + take, std::memory_order_relaxed)) return take;
     }
-    t->id = id;
-    LiveShard& shard = live[t->id % kLiveShards];
-    std::lock_guard lock(shard.lock);
-    t->live_prev = nullptr;
-    t->live_next = shard.head;
-    if (shard.head) shard.head->live_prev = t;
-    shard.head = t;
   }
-  void finish(TaskHeader* t) noexcept {
-    {
-      LiveShard& shard = live[t->id % kLiveShards];
-      std::lock_guard lock(shard.lock);
-      if (t->live_prev) t->live_prev->live_next = t->live_next; else shard.head = t->live_next;
-      if (t->live_next) t->live_next->live_prev = t->live_prev;
-      t->live_prev = t->live_next = nullptr;
-    }
-    live_count.fetch_sub(1, std::memory_order_relaxed);
-    // kRunning and kScheduled may stay set: every transition looks at kComplete first.
-    t->release();
-  }
+  // Puts `t` on a live list: `w`'s (the calling worker's) or the outside one.
+  inline void admit(TaskHeader* t, MtWorker* w);
+  // Takes a finished (or destroyed) task off the live lists and drops the scheduler's reference;
+  // `w` is the calling worker, or null.
+  inline void finish(TaskHeader* t, MtWorker* w) noexcept;
+  std::size_t live_tasks() const noexcept;
 
   // --- time ---
   std::uint64_t now_tick() const noexcept {
@@ -292,6 +304,13 @@ struct MtWorker {
   TaskHeader* overflow[StealQueue::kCapacity / 2 + 1] = {};
   TaskHeader* batch[StealQueue::kCapacity / 2] = {};
 
+  // Live tasks spawned here (owner-only), and those of them that finished on other threads,
+  // handed back to be taken off the list (and released) by this worker.
+  LiveList live;
+  std::atomic<TaskHeader*> finished_elsewhere{nullptr};
+  // Admissions reserved from MtShared::live_count and not used yet: owner-written, read by metrics.
+  std::atomic<std::size_t> admission_credit{0};
+
   std::atomic<std::uint32_t> park_state{kParkEmpty};
   std::mutex park_lock;
   std::condition_variable park_cv;
@@ -319,12 +338,95 @@ struct MtWorker {
   void push_local(TaskHeader* t) noexcept;
   void schedule_local(TaskHeader* t, bool use_lifo) noexcept;
   bool has_tasks() const noexcept { return lifo != nullptr || !queue.empty(); }
+  void use_admission() {
+    std::size_t credit = admission_credit.load(std::memory_order_relaxed);
+    if (credit == 0) {
+      credit = shared->reserve_admissions(kAdmissionBatch);
+      admission_credit.store(credit, std::memory_order_relaxed);
+    }
+    admission_credit.store(credit - 1, std::memory_order_relaxed);
+  }
+  void return_admission() noexcept {
+    const std::size_t credit = admission_credit.load(std::memory_order_relaxed) + 1;
+    if (credit <= 2 * kAdmissionBatch) {
+      admission_credit.store(credit, std::memory_order_relaxed);
+      return;
+    }
+    // Credit first, then the shared count: a concurrent live_tasks() errs high, not low.
+    admission_credit.store(credit - kAdmissionBatch, std::memory_order_relaxed);
+    shared->live_count.fetch_sub(kAdmissionBatch, std::memory_order_relaxed);
+  }
+  void drain_finished_elsewhere() noexcept;
   std::uint32_t next_task_id() noexcept { return spawned++ * (shared->n + 1) + index; }
 };
 
 namespace {
 thread_local constinit MtWorker* tls_mt_worker = nullptr;
 }  // namespace
+
+inline void MtShared::admit(TaskHeader* t, MtWorker* w) {
+  if (w != nullptr) {
+    w->use_admission();
+    t->id = w->next_task_id();
+    t->owner = w->index + 1;
+    w->live.push(t);
+    return;
+  }
+  reserve_admissions(1);
+  t->id = outside_id();
+  t->owner = 0;
+  std::lock_guard lock(outside_lock);
+  outside.push(t);
+}
+
+inline void MtShared::finish(TaskHeader* t, MtWorker* w) noexcept {
+  // kRunning and kScheduled may stay set: every transition looks at kComplete first.
+  if (t->owner == 0) {
+    {
+      std::lock_guard lock(outside_lock);
+      outside.unlink(t);
+    }
+    if (w != nullptr) w->return_admission(); else live_count.fetch_sub(1, std::memory_order_relaxed);
+    t->release();
+    return;
+  }
+  MtWorker* home = workers[t->owner - 1].get();
+  if (home == w) {
+    w->live.unlink(t);
+    w->return_admission();
+    t->release();
+    return;
+  }
+  // Only its home worker touches its list: hand it back, with the scheduler's reference.
+  finished_pending.fetch_add(1, std::memory_order_relaxed);
+  TaskHeader* head = home->finished_elsewhere.load(std::memory_order_relaxed);
+  do {
+    t->finished_next = head;
+  } while (!home->finished_elsewhere.compare_exchange_weak(head, t, std::memory_order_release, std::memory_order_relaxed));
+}
+
+std::size_t MtShared::live_tasks() const noexcept {
+  // Each term is read once, relaxed: a snapshot, exact once the counts stop moving.
+  std::size_t credit = finished_pending.load(std::memory_order_relaxed);
+  for (const auto& w : workers) credit += w->admission_credit.load(std::memory_order_relaxed);
+  const std::size_t reserved = live_count.load(std::memory_order_relaxed);
+  return reserved > credit ? reserved - credit : 0;
+}
+
+void MtWorker::drain_finished_elsewhere() noexcept {
+  if (finished_elsewhere.load(std::memory_order_relaxed) == nullptr) return;
+  TaskHeader* const first = finished_elsewhere.exchange(nullptr, std::memory_order_acquire);
+  // Uncounted as pending before the admissions come back, so that live_tasks() does not dip.
+  std::size_t n = 0;
+  for (TaskHeader* t = first; t != nullptr; t = t->finished_next) ++n;
+  shared->finished_pending.fetch_sub(n, std::memory_order_relaxed);
+  for (TaskHeader *t = first, *next = nullptr; t != nullptr; t = next) {
+    next = t->finished_next;
+    live.unlink(t);
+    return_admission();
+    t->release();
+  }
+}
 
 inline void MtShared::notify_parked() noexcept {
   // Orders the caller's push (a queue's tail, the injection queue) before the look at the idle
@@ -415,6 +517,7 @@ void MtWorker::run() noexcept {
 }
 
 void MtWorker::maintenance() noexcept {
+  drain_finished_elsewhere();
   shared->fire_timers();
   if (shared->io_registrations.load(std::memory_order_relaxed) != 0 && shared->driver_lock.try_lock()) {
     shared->drive(false);
@@ -497,7 +600,7 @@ void MtWorker::poll(TaskHeader* t, bool claimed) noexcept {
   }
   if (s & kCancelled) {
     destroy_unfinished(t);
-    shared->finish(t);
+    shared->finish(t, this);
     return;
   }
   TaskHeader* const saved_task = tls_current_task;
@@ -513,12 +616,12 @@ void MtWorker::poll(TaskHeader* t, bool claimed) noexcept {
   s = t->state.load(std::memory_order_acquire);
   for (;;) {
     if (s & kComplete) {
-      shared->finish(t);
+      shared->finish(t, this);
       return;
     }
     if (s & kCancelled) {
       destroy_unfinished(t);
-      shared->finish(t);
+      shared->finish(t, this);
       return;
     }
     if (s & kNotified) {
@@ -558,6 +661,7 @@ void MtWorker::schedule_local(TaskHeader* t, bool use_lifo) noexcept {
 }
 
 void MtWorker::park() noexcept {
+  drain_finished_elsewhere();
   if (has_tasks()) return;
   const bool last_searcher = shared->transition_to_parked(index, searching);
   searching = false;
@@ -701,21 +805,21 @@ MultiThreadRuntime::~MultiThreadRuntime() {
   // live lists too, and go in later rounds.
   {
     RuntimeGuard guard(&context_);
+    // The workers are joined: this thread stands in for each of them on its own list.
+    for (auto& w : sh.workers) w->drain_finished_elsewhere();
     for (;;) {
       TaskHeader* t = nullptr;
-      for (auto& shard : sh.live) {
-        std::lock_guard lock(shard.lock);
-        if (shard.head) {
-          t = shard.head;
-          break;
-        }
+      {
+        std::lock_guard lock(sh.outside_lock);
+        t = sh.outside.head;
       }
+      for (std::size_t i = 0; t == nullptr && i < sh.workers.size(); ++i) t = sh.workers[i]->live.head;
       if (t == nullptr) break;
       if (!t->is_complete()) {
         t->state.fetch_or(detail::kRunning, std::memory_order_relaxed);
         detail::destroy_unfinished(t);
       }
-      sh.finish(t);
+      sh.finish(t, t->owner == 0 ? nullptr : sh.workers[t->owner - 1].get());
     }
   }
   {
@@ -733,13 +837,13 @@ MultiThreadRuntime::~MultiThreadRuntime() {
 
 std::size_t MultiThreadRuntime::workers() const noexcept { return shared_->n; }
 
-std::size_t MultiThreadRuntime::live_tasks() const noexcept { return shared_->live_count.load(std::memory_order_relaxed); }
+std::size_t MultiThreadRuntime::live_tasks() const noexcept { return shared_->live_tasks(); }
 
 MultiThreadMetrics MultiThreadRuntime::metrics() const {
   const detail::MtShared& sh = *shared_;
   MultiThreadMetrics m;
   m.workers = sh.n;
-  m.live_tasks = sh.live_count.load(std::memory_order_relaxed);
+  m.live_tasks = sh.live_tasks();
   m.injection_queue_depth = sh.inject_len.load(std::memory_order_relaxed);
   for (const auto& shard : sh.timers) m.timers += shard->count.load(std::memory_order_relaxed);
   m.per_worker.reserve(sh.n);
@@ -768,11 +872,14 @@ MtWorker* worker_of(detail::MtShared* shared) noexcept {
 
 void MultiThreadRuntime::spawn(TaskHeader* t) {
   MtWorker* w = worker_of(shared_.get());
-  shared_->admit(t, w ? w->next_task_id() : shared_->outside_id());
+  shared_->admit(t, w);
   // Nobody else can see the task yet (its JoinHandle is not returned); the queue push publishes it.
   t->state.store(t->state.load(std::memory_order_relaxed) | detail::kScheduled, std::memory_order_relaxed);
   if (w != nullptr) {
-    w->schedule_local(t, false);
+    // Spawned by the running task: the LIFO slot, as a wake is (Tokio does the same). Only a
+    // task it displaces to the queue wakes an idle worker, so a chain of spawns (each task spawns
+    // the next and ends) stays on this worker instead of handing every link to a sibling.
+    w->schedule_local(t, w->running != nullptr);
     return;
   }
   shared_->push_inject(&t, 1);
@@ -785,7 +892,7 @@ void MultiThreadRuntime::spawn_inline(TaskHeader* t) {
     spawn(t);
     return;
   }
-  shared_->admit(t, w->next_task_id());
+  shared_->admit(t, w);
   // Nobody else can see the task yet (its JoinHandle is not returned): a plain store claims it.
   t->state.store(t->state.load(std::memory_order_relaxed) | detail::kRunning | detail::kStarted, std::memory_order_relaxed);
   w->poll(t, true);
@@ -826,7 +933,7 @@ void MultiThreadRuntime::abort(TaskHeader* t) noexcept {
       // Suspended and idle: claim it as running (wakes then only mark it) and destroy it now.
       if (t->state.compare_exchange_weak(s, s | detail::kCancelled | detail::kRunning, std::memory_order_acq_rel)) {
         detail::destroy_unfinished(t);
-        shared_->finish(t);
+        shared_->finish(t, w);
         return;
       }
       continue;
@@ -920,6 +1027,14 @@ void MultiThreadRuntime::add_timer(detail::TimerNode& node) {
   if (parked_until != 0 && tick < parked_until && sh.driver_deadline.compare_exchange_strong(parked_until, 0, std::memory_order_seq_cst)) {
     sh.signal_driver();
   }
+}
+
+// A sleep of at least one tick was not due a moment ago: it is armed without a second clock read
+// (which costs as much as the rest of arming it). Awaited late, it fires at the next turn.
+bool MultiThreadRuntime::add_timer_unless_due(detail::TimerNode& node, Duration lead) {
+  if (lead.count() < detail::kNsPerTick && node.when <= now()) return false;
+  add_timer(node);
+  return true;
 }
 
 void MultiThreadRuntime::cancel_timer(detail::TimerNode& node) noexcept {

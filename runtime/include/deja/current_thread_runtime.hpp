@@ -40,7 +40,8 @@ enum class IoBackend : std::uint8_t {
 };
 
 struct RuntimeOptions {
-  // Live tasks at most; spawn past it throws CapacityExceeded.
+  // Live tasks at most; spawn past it throws CapacityExceeded. (The multi-thread runtime's
+  // workers reserve admissions in batches, so it may refuse up to 64 per worker early.)
   std::size_t max_tasks = std::size_t{1} << 24;
   // Registered file descriptors at most; AsyncFd past it throws CapacityExceeded.
   std::size_t max_io_registrations = std::size_t{1} << 20;
@@ -96,6 +97,7 @@ class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public I
   Instant now() noexcept override;
   void add_timer(detail::TimerNode& node) override;
   void cancel_timer(detail::TimerNode& node) noexcept override;
+  bool add_timer_unless_due(detail::TimerNode& node, Duration lead) override;
   // IoDriver
   detail::IoRegistration* register_fd(int fd) override;
   void deregister(detail::IoRegistration* reg) noexcept override;

@@ -34,7 +34,7 @@ class Interval {
    public:
     explicit TickAwaiter(Interval& iv) : interval_(iv), sleep_(iv.next_) {}
     bool await_ready() { return sleep_.await_ready(); }
-    void await_suspend(std::coroutine_handle<> h) { sleep_.await_suspend(h); }
+    bool await_suspend(std::coroutine_handle<> h) { return sleep_.await_suspend(h); }
     // The instant the tick was scheduled for.
     Instant await_resume() { return interval_.advance(); }
 

@@ -98,6 +98,7 @@ class MultiThreadRuntime final : public Scheduler, public TimeDriver, public IoD
   Instant now() noexcept override;
   void add_timer(detail::TimerNode& node) override;
   void cancel_timer(detail::TimerNode& node) noexcept override;
+  bool add_timer_unless_due(detail::TimerNode& node, Duration lead) override;
   // IoDriver
   detail::IoRegistration* register_fd(int fd) override;
   void deregister(detail::IoRegistration* reg) noexcept override;

@@ -51,6 +51,17 @@ class TimeDriver {
   virtual void add_timer(detail::TimerNode& node) = 0;
   // Disarms `node` if it is still armed. O(1).
   virtual void cancel_timer(detail::TimerNode& node) noexcept = 0;
+  // Arms `node` unless its deadline has already passed; returns whether it armed it. `lead` is how
+  // far ahead of the clock the deadline was when it was computed (zero: unknown). A driver whose
+  // clock read costs about as much as arming a timer may skip the look when the lead is long
+  // against its resolution: a deadline that passed meanwhile (a sleep awaited late) then fires at
+  // its next turn instead of at once, which is still never early.
+  virtual bool add_timer_unless_due(detail::TimerNode& node, Duration lead) {
+    (void)lead;
+    if (node.when <= now()) return false;
+    add_timer(node);
+    return true;
+  }
 };
 
 // The current runtime's time.
@@ -77,7 +88,9 @@ Duration to_duration(std::chrono::duration<Rep, Period> d) {
 class [[nodiscard]] Sleep {
  public:
   explicit Sleep(Instant deadline) noexcept { node_.when = deadline; }
-  Sleep(Sleep&& other) noexcept : node_() {
+  // `lead`: how far ahead of the clock `deadline` was when it was computed (see add_timer_unless_due).
+  Sleep(Instant deadline, Duration lead) noexcept : lead_(lead) { node_.when = deadline; }
+  Sleep(Sleep&& other) noexcept : node_(), lead_(other.lead_) {
     node_.when = other.node_.when;
   }
   Sleep(const Sleep&) = delete;
@@ -90,15 +103,22 @@ class [[nodiscard]] Sleep {
 
   Instant deadline() const noexcept { return node_.when; }
 
+  // For a sleep(d) with d > 0, whether the deadline has passed is the driver's to decide, in
+  // add_timer_unless_due: a production runtime arms it without reading the clock a second time.
   bool await_ready() {
     driver_ = require_runtime("deja::sleep").time;
-    return node_.when <= driver_->now();
+    return lead_ == Duration::zero() && node_.when <= driver_->now();
   }
-  void await_suspend(std::coroutine_handle<> h) {
+  bool await_suspend(std::coroutine_handle<> h) {
     node_.task = detail::park_current(h, "sleep");
     node_.fire = &Sleep::on_fire;
-    driver_->add_timer(node_);
+    if (lead_ == Duration::zero()) {
+      driver_->add_timer(node_);
+    } else if (!driver_->add_timer_unless_due(node_, lead_)) {
+      return false;  // due already: go on
+    }
     added_ = true;
+    return true;
   }
   void await_resume() const noexcept {}
 
@@ -106,13 +126,15 @@ class [[nodiscard]] Sleep {
   static void on_fire(detail::TimerNode* n) noexcept { detail::wake(n->task); }
 
   detail::TimerNode node_;
+  Duration lead_{0};
   TimeDriver* driver_ = nullptr;
   bool added_ = false;
 };
 
 template <class Rep, class Period>
 Sleep sleep(std::chrono::duration<Rep, Period> d) {
-  return Sleep(deadline_after(to_duration(d)));
+  const Duration lead = to_duration(d);
+  return Sleep(deadline_after(lead), lead);
 }
 
 inline Sleep sleep_until(Instant deadline) { return Sleep(deadline); }

@@ -122,13 +122,18 @@ struct TaskHeader {
   std::coroutine_handle<> resume_point;  // where the next run continues
   Scheduler* scheduler = nullptr;
   Waiter* join_waiter = nullptr;
-  // What the task waits on while suspended (a static string), for deadlock reports.
-  const char* waiting_on = nullptr;
+  union {
+    // What the task waits on while suspended (a static string), for deadlock reports.
+    const char* waiting_on = nullptr;
+    // Once it has finished: the link of a scheduler's list of tasks handed back to their home
+    // worker (the multi-thread runtime).
+    TaskHeader* finished_next;
+  };
   // Intrusive list of the scheduler's live tasks (for shutdown and reports); owned by it.
   TaskHeader* live_prev = nullptr;
   TaskHeader* live_next = nullptr;
   std::uint32_t id = 0;     // unique within a runtime (wraps after 2^32 spawns)
-  std::uint32_t owner = 0;  // opaque per-runtime tag (the simulator's node id); 0 in production
+  std::uint32_t owner = 0;  // opaque per-runtime tag (the simulator's node id, the multi-thread runtime's home list)
 
   std::uint32_t load_state() const noexcept { return state.load(std::memory_order_acquire); }
   bool is_complete() const noexcept { return (load_state() & kComplete) != 0; }
@@ -179,8 +184,10 @@ inline void deallocate_task_frame(void* frame, std::size_t n) noexcept {
     frame_deallocate(h, kTaskPrefix + n);
     return;
   }
+  // A spawned frame goes only on the way to complete_task (final suspend, destroy_unfinished),
+  // which sets kFrameGone in the same step as kComplete; until then the scheduler's reference
+  // keeps release() from looking at it.
   ::new (frame) DeadFrame{n, nullptr};
-  h->state.fetch_or(kFrameGone, std::memory_order_acq_rel);
 }
 
 // Called when a spawned task's result is destroyed holding an exception nobody observed.
@@ -254,9 +261,17 @@ inline void unregister_join_waiter(TaskHeader* t) noexcept {
 }
 
 // Marks the task complete with `outcome` (kFailed, kDestroyed or 0) and notifies the join waiter.
+// Its frame is gone already (kFrameGone is set here).
 inline void complete_task(TaskHeader* t, std::uint32_t outcome) noexcept {
-  std::uint32_t s = t->state.fetch_or(kComplete | kJoinNotifying | outcome, std::memory_order_acq_rel);
-  if (s & kJoinWaiter) {
+  const std::uint32_t done = kComplete | kFrameGone | outcome;
+  std::uint32_t s = t->state.load(std::memory_order_relaxed);
+  // Nobody waits (the common case for a detached task or a branch seen finished at once):
+  // completing is one atomic step, and a waiter registering concurrently sees kComplete.
+  while (!(s & kJoinWaiter)) {
+    if (t->state.compare_exchange_weak(s, s | done, std::memory_order_acq_rel)) return;
+  }
+  s = t->state.fetch_or(done | kJoinNotifying, std::memory_order_acq_rel);
+  if (s & kJoinWaiter) {  // not unregistered meanwhile
     Waiter* w = t->join_waiter;
     t->join_waiter = nullptr;
     w->notify();
