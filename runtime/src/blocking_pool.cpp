@@ -98,4 +98,19 @@ std::size_t BlockingPool::queued() const {
   return queue_.size();
 }
 
+void LazyBlockingPool::execute(std::function<void()> job) {
+  BlockingPool* pool = nullptr;
+  {
+    std::lock_guard guard(lock_);
+    if (!pool_) pool_ = std::make_unique<BlockingPool>(options_);
+    pool = pool_.get();
+  }
+  pool->execute(std::move(job));
+}
+
+void LazyBlockingPool::shutdown() noexcept {
+  std::lock_guard guard(lock_);
+  pool_.reset();
+}
+
 }  // namespace deja

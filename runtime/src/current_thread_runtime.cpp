@@ -282,18 +282,6 @@ void CurrentThreadRuntime::shutdown() noexcept {
   ready_.clear();
 }
 
-}  // namespace deja
-
-namespace deja {
-
-void CurrentThreadRuntime::execute(std::function<void()> job) {
-  BlockingPool* pool = nullptr;
-  {
-    std::lock_guard guard(blocking_lock_);
-    if (!blocking_) blocking_ = std::make_unique<BlockingPool>(options_.blocking);
-    pool = blocking_.get();
-  }
-  pool->execute(std::move(job));
-}
+void CurrentThreadRuntime::execute(std::function<void()> job) { blocking_.execute(std::move(job)); }
 
 }  // namespace deja

@@ -831,8 +831,7 @@ MultiThreadRuntime::~MultiThreadRuntime() {
   ::close(sh.event_fd);
   ::close(sh.epoll_fd);
   // The blocking pool is joined after this body (it is declared after shared_), before shared_ goes.
-  std::lock_guard guard(blocking_lock_);
-  blocking_.reset();
+  blocking_.shutdown();
 }
 
 std::size_t MultiThreadRuntime::workers() const noexcept { return shared_->n; }
@@ -1055,13 +1054,7 @@ std::uint64_t MultiThreadRuntime::next_u64() noexcept {
 }
 
 void MultiThreadRuntime::execute(std::function<void()> job) {
-  BlockingPool* pool = nullptr;
-  {
-    std::lock_guard guard(blocking_lock_);
-    if (!blocking_) blocking_ = std::make_unique<BlockingPool>(options_.blocking);
-    pool = blocking_.get();
-  }
-  pool->execute(std::move(job));
+  blocking_.execute(std::move(job));
 }
 
 }  // namespace deja

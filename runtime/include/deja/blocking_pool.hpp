@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -54,6 +55,22 @@ class BlockingPool {
   std::size_t running_ = 0;
   std::size_t idle_ = 0;
   bool shutting_down_ = false;
+};
+
+// The pool a production runtime holds: started by the first job, so a program that never calls
+// spawn_blocking starts no thread.
+class LazyBlockingPool {
+ public:
+  explicit LazyBlockingPool(BlockingPoolOptions options) noexcept : options_(options) {}
+  // As BlockingPool::execute, starting the pool first if need be. Thread-safe.
+  void execute(std::function<void()> job);
+  // Runs the queued jobs and joins the threads, if the pool was started; the destructor does too.
+  void shutdown() noexcept;
+
+ private:
+  BlockingPoolOptions options_;
+  std::mutex lock_;
+  std::unique_ptr<BlockingPool> pool_;
 };
 
 }  // namespace deja

@@ -147,8 +147,7 @@ class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public I
 
   // Started by the first spawn_blocking. Declared last, so it is joined first when the runtime is
   // destroyed (after shutdown() has destroyed the tasks, whose receivers then drop the results).
-  std::mutex blocking_lock_;
-  std::unique_ptr<BlockingPool> blocking_;
+  LazyBlockingPool blocking_{options_.blocking};
 };
 
 // Runs `task` on a fresh current-thread runtime and returns its result: the usual entry point.

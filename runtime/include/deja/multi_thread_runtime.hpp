@@ -116,8 +116,7 @@ class MultiThreadRuntime final : public Scheduler, public TimeDriver, public IoD
   RuntimeContext context_;
   std::unique_ptr<detail::MtShared> shared_;
 
-  std::mutex blocking_lock_;
-  std::unique_ptr<BlockingPool> blocking_;
+  LazyBlockingPool blocking_{options_.blocking};
 };
 
 }  // namespace deja
