@@ -56,54 +56,55 @@ OwnedFd open_socket(int family, int type);
 SocketAddr local_address_of(int fd);
 SocketAddr peer_address_of(int fd);
 
-// One end of a TCP connection. The OwnedFd is declared before the AsyncFd so the registration is
-// dropped (and any waiter woken) before the descriptor is closed.
-class PosixStream final : public StreamBackend {
+// What both kinds of TCP stream share: the connected socket, the peer's address, the one-read-
+// one-write rule (driver.hpp; a second concurrent one is a UsageError), and the socket options.
+// The descriptor is a base-class member, so it is closed after everything a derived stream holds
+// (a readiness registration is dropped, and its waiters woken, before the close).
+class SocketStream : public StreamBackend {
  public:
-  PosixStream(OwnedFd fd, AsyncFd afd, SocketAddr peer) noexcept
-      : fd_(std::move(fd)), afd_(std::move(afd)), peer_(peer) {}
+  void shutdown_write() final;
+  void set_nodelay(bool on) final;
+  bool nodelay() const final;
+  SocketAddr local_addr() const final { return local_address_of(fd_.get()); }
+  SocketAddr peer_addr() const final { return peer_; }
+
+ protected:
+  SocketStream(OwnedFd fd, SocketAddr peer) noexcept : fd_(std::move(fd)), peer_(peer) {}
+  OwnedFd fd_;
+  SocketAddr peer_;
+  bool reading_ = false;
+  bool writing_ = false;
+};
+
+// One end of a TCP connection on the epoll reactor: a non-blocking socket that waits for
+// readiness when a system call says EAGAIN.
+class PosixStream final : public SocketStream {
+ public:
+  PosixStream(OwnedFd fd, AsyncFd afd, SocketAddr peer) noexcept : SocketStream(std::move(fd), peer), afd_(std::move(afd)) {}
   Task<std::size_t> read(std::span<std::byte> buf) override;
   Task<std::size_t> write(std::span<const std::byte> buf) override;
-  void shutdown_write() override;
-  void set_nodelay(bool on) override;
-  bool nodelay() const override;
-  SocketAddr local_addr() const override { return local_address_of(fd_.get()); }
-  SocketAddr peer_addr() const override { return peer_; }
 
  private:
-  OwnedFd fd_;
   AsyncFd afd_;
-  SocketAddr peer_;
-  bool reading_ = false;  // one read and one write at a time (driver.hpp); a second is a UsageError
-  bool writing_ = false;
 };
 
 // One end of a TCP connection on the io_uring reactor: reads and writes are operations the kernel
 // completes (submitted in batches by the runtime), so no readiness registration and no system call
 // of its own per read or write. The socket is made blocking: io_uring never blocks the thread on
 // it, and a non-blocking one would make the kernel fail operations with EAGAIN instead of waiting.
-class UringStream final : public StreamBackend {
+class UringStream final : public SocketStream {
  public:
   UringStream(OwnedFd fd, IoUring& ring, SocketAddr peer);
   Task<std::size_t> read(std::span<std::byte> buf) override;
   Task<std::size_t> write(std::span<const std::byte> buf) override;
-  void shutdown_write() override;
-  void set_nodelay(bool on) override;
-  bool nodelay() const override;
-  SocketAddr local_addr() const override { return local_address_of(fd_.get()); }
-  SocketAddr peer_addr() const override { return peer_; }
 
  private:
   // Keeps what a cancelled recv took from the socket, for the next read (driver.hpp's promise
   // that a cancelled read loses nothing).
   static void keep_unread(void* self, const std::byte* data, std::int32_t count) noexcept;
-  OwnedFd fd_;
   IoUring& ring_;
-  SocketAddr peer_;
   std::vector<std::byte> unread_;
   std::size_t unread_offset_ = 0;
-  bool reading_ = false;
-  bool writing_ = false;
 };
 
 // The stream for a connected socket on the current runtime: a UringStream on io_uring, else a

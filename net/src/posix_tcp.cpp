@@ -79,34 +79,26 @@ Task<std::size_t> PosixStream::write(std::span<const std::byte> buf) {
   }
 }
 
-namespace {
-
-void shutdown_write_of(int fd) {
+void SocketStream::shutdown_write() {
   // ENOTCONN: the connection is already gone (reset by the peer), so there is nothing to shut.
-  if (::shutdown(fd, SHUT_WR) < 0 && errno != ENOTCONN) throw_errno(errno, "shutdown");
+  if (::shutdown(fd_.get(), SHUT_WR) < 0 && errno != ENOTCONN) throw_errno(errno, "shutdown");
 }
 
-void set_nodelay_of(int fd, bool on) {
+void SocketStream::set_nodelay(bool on) {
   const int value = on ? 1 : 0;
-  if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) < 0) throw_errno(errno, "setsockopt(TCP_NODELAY)");
+  if (::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) < 0) throw_errno(errno, "setsockopt(TCP_NODELAY)");
 }
 
-bool nodelay_of(int fd) {
+bool SocketStream::nodelay() const {
   int value = 0;
   socklen_t length = sizeof value;
-  if (::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, &length) < 0) throw_errno(errno, "getsockopt(TCP_NODELAY)");
+  if (::getsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &value, &length) < 0) throw_errno(errno, "getsockopt(TCP_NODELAY)");
   return value != 0;
 }
 
-}  // namespace
-
-void PosixStream::shutdown_write() { shutdown_write_of(fd_.get()); }
-void PosixStream::set_nodelay(bool on) { set_nodelay_of(fd_.get(), on); }
-bool PosixStream::nodelay() const { return nodelay_of(fd_.get()); }
-
 // --- io_uring ---------------------------------------------------------------------------------
 
-UringStream::UringStream(OwnedFd fd, IoUring& ring, SocketAddr peer) : fd_(std::move(fd)), ring_(ring), peer_(peer) {
+UringStream::UringStream(OwnedFd fd, IoUring& ring, SocketAddr peer) : SocketStream(std::move(fd), peer), ring_(ring) {
   const int flags = ::fcntl(fd_.get(), F_GETFL);
   if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_NONBLOCK) < 0) throw_errno(errno, "fcntl(F_SETFL)");
 }
@@ -166,9 +158,6 @@ Task<std::size_t> UringStream::write(std::span<const std::byte> buf) {
   }
 }
 
-void UringStream::shutdown_write() { shutdown_write_of(fd_.get()); }
-void UringStream::set_nodelay(bool on) { set_nodelay_of(fd_.get(), on); }
-bool UringStream::nodelay() const { return nodelay_of(fd_.get()); }
 
 std::unique_ptr<StreamBackend> make_stream(OwnedFd fd, SocketAddr peer) {
   if (IoUring* ring = current_uring()) return std::make_unique<UringStream>(std::move(fd), *ring, peer);
