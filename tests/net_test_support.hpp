@@ -21,13 +21,14 @@ using namespace std::chrono_literals;
 inline const deja::net::SocketAddr kLoopbackAnyPort{deja::net::IpAddr::v4_loopback(), 0};
 
 // The production runtimes a networking test runs on: the same program, unchanged, on each.
-enum class Runtime { kEpoll, kUring, kMultiThread };
+enum class Runtime { kEpoll, kUring, kMultiThread, kMultiThreadUring };
 
 inline const char* name_of(Runtime runtime) {
   switch (runtime) {
     case Runtime::kEpoll: return "current-thread runtime on epoll";
     case Runtime::kUring: return "current-thread runtime on io_uring";
-    case Runtime::kMultiThread: return "multi-thread runtime (2 workers)";
+    case Runtime::kMultiThread: return "multi-thread runtime (2 workers) on epoll";
+    case Runtime::kMultiThreadUring: return "multi-thread runtime (2 workers) on io_uring";
   }
   return "?";
 }
@@ -35,9 +36,10 @@ inline const char* name_of(Runtime runtime) {
 // Runs `body` on a fresh runtime of the given kind, failing with deja::TimedOut after `limit`.
 inline void run_on(Runtime runtime, deja::Task<void> body, std::chrono::milliseconds limit = 20s) {
   INFO("on the " << name_of(runtime));
-  if (runtime == Runtime::kMultiThread) {
+  if (runtime == Runtime::kMultiThread || runtime == Runtime::kMultiThreadUring) {
     deja::MultiThreadOptions options;
     options.workers = 2;
+    options.io = runtime == Runtime::kMultiThreadUring ? deja::IoBackend::kUring : deja::IoBackend::kEpoll;
     deja::MultiThreadRuntime rt(options);
     rt.block_on(deja::timeout(limit, std::move(body)));
     return;
@@ -51,7 +53,7 @@ inline void run_on(Runtime runtime, deja::Task<void> body, std::chrono::millisec
 // Runs the test case once per production runtime (Catch2 runs the whole test case again for each
 // value, so `body` is made afresh each time), failing with deja::TimedOut after `limit`.
 inline void run(deja::Task<void> body, std::chrono::milliseconds limit = 20s) {
-  const Runtime runtime = GENERATE(Runtime::kEpoll, Runtime::kUring, Runtime::kMultiThread);
+  const Runtime runtime = GENERATE(Runtime::kEpoll, Runtime::kUring, Runtime::kMultiThread, Runtime::kMultiThreadUring);
   run_on(runtime, std::move(body), limit);
 }
 

@@ -6,8 +6,14 @@
 // io_uring_enter, which also waits for and collects completions.
 //
 // A completion's user_data is the address of what it belongs to, tagged in its low bits.
+//
+// The multi-thread runtime has one such ring per worker (WorkerRings), in shared mode: only
+// operations, no registrations (its AsyncFds stay on its epoll, which also watches the rings'
+// descriptors), and any thread may submit a cancellation or reap completions, under the ring's
+// own two locks, which only its worker takes in the common case.
 #include <liburing.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -17,8 +23,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <span>
 #include <string>
 #include <sys/epoll.h>
+#include <vector>
 
 #include "deja/detail/reactor.hpp"
 #include "deja/detail/task_header.hpp"
@@ -32,14 +41,14 @@ IoUring* current_uring() noexcept {
   return rt != nullptr ? rt->uring : nullptr;
 }
 
-IoUring::Operation::~Operation() {
-  if (in_flight_) ring_->cancel_and_wait(*this);
-}
-
 bool IoUring::Operation::await_suspend(std::coroutine_handle<> h) noexcept {
   waiter_.task = detail::park_current(h, "io_uring operation");
-  result_ = ring_->submit(*this);
-  return result_ == 0;
+  // Once queued, the operation is the reaper's: on the multi-thread runtime another thread may hand
+  // it to the kernel and complete it before submit returns, so result_ is only written on failure.
+  const std::int32_t error = ring_->submit(*this);
+  if (error == 0) return true;
+  result_ = error;
+  return false;
 }
 
 namespace detail {
@@ -66,6 +75,9 @@ struct UringRegistration : IoRegistration {
 // the wait so that a kernel that never answers is a clear abort, not a hang or a use after free.
 constexpr int kCancelRounds = 30;
 constexpr long long kCancelRoundNs = 1'000'000'000;
+// In shared mode the waiter looks every this many milliseconds, taking no lock while it sleeps.
+constexpr int kSharedCancelPollMs = 1;
+constexpr int kSharedCancelPolls = kCancelRounds * 1000 / kSharedCancelPollMs;
 
 }  // namespace
 
@@ -75,15 +87,20 @@ class UringReactor final : public Reactor, public IoUring {
   UringReactor(const UringReactor&) = delete;
   UringReactor& operator=(const UringReactor&) = delete;
 
-  // Empty on success, else why io_uring cannot be used here.
-  std::string init(std::uint32_t entries) {
+  // Empty on success, else why io_uring cannot be used here. `shared`: a worker's ring of the
+  // multi-thread runtime (see the top of this file).
+  std::string init(std::uint32_t entries, bool shared) {
     // Fastest first: one thread submits and completions are run only when it asks for them
-    // (6.1), then completions that interrupt no system call (5.19), then the plain ring.
-    const unsigned modes[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
-                              IORING_SETUP_COOP_TASKRUN, 0};
+    // (6.1), then completions that interrupt no system call (5.19), then the plain ring. A shared
+    // ring is plain: its worker may sleep on a condition variable, and only the plain ring's
+    // completions interrupt that sleep to be posted (where the epoll driver sees them).
+    const unsigned single_modes[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+                                     IORING_SETUP_COOP_TASKRUN, 0};
+    const unsigned shared_modes[] = {0};
+    shared_ = shared;
     int error = -EINVAL;
     io_uring_params params{};
-    for (unsigned flags : modes) {
+    for (unsigned flags : shared ? std::span<const unsigned>(shared_modes) : std::span<const unsigned>(single_modes)) {
       params = io_uring_params{};
       params.flags = flags;
       error = io_uring_queue_init_params(entries, &ring_, &params);
@@ -107,6 +124,7 @@ class UringReactor final : public Reactor, public IoUring {
     for (int op : ops) all = all && io_uring_opcode_supported(probe, op);
     io_uring_free_probe(probe);
     if (!all) return "the kernel's io_uring lacks an operation deja uses (recv, send, read, write, poll or cancel)";
+    if (shared) return {};
     event_fd_ = ::eventfd(0, EFD_CLOEXEC);
     if (event_fd_ < 0) return std::string("eventfd failed: ") + std::strerror(errno);
     arm_event_fd();
@@ -115,6 +133,7 @@ class UringReactor final : public Reactor, public IoUring {
 
   ~UringReactor() override {
     if (!initialised_) return;
+    // (In shared mode no operation is left: the runtime destroyed every task first.)
     // Removed registrations whose poll has not reported its end yet: one more look frees them.
     for (int round = 0; removing_ != 0 && round < 10 && enable(); ++round) {
       __kernel_timespec ts{0, 10'000'000};
@@ -191,14 +210,19 @@ class UringReactor final : public Reactor, public IoUring {
     [[maybe_unused]] ssize_t r = ::write(event_fd_, &one, sizeof one);
   }
 
-  bool has_io() const noexcept override { return registrations_ != 0 || operations_ != 0 || removing_ != 0; }
+  bool has_io() const noexcept override {
+    return registrations_ != 0 || operations_.load(std::memory_order_relaxed) != 0 || removing_ != 0;
+  }
 
   IoUring* uring() noexcept override { return this; }
 
   // --- IoUring ---
 
+  // In shared mode, called by WorkerRings on the worker that owns this ring.
   std::int32_t submit(Operation& op) noexcept override {
-    if (current_uring() != this) return -EXDEV;
+    if (!shared_ && current_uring() != this) return -EXDEV;
+    op.ring_ = this;
+    const auto sq = sq_guard();
     io_uring_sqe* sqe = get_sqe();
     if (sqe == nullptr) return -EBUSY;
     switch (op.kind_) {
@@ -208,18 +232,36 @@ class UringReactor final : public Reactor, public IoUring {
       case Operation::Kind::kWrite: io_uring_prep_write(sqe, op.fd_, op.data_, op.size_, op.offset_); break;
     }
     io_uring_sqe_set_data64(sqe, tagged(&op, kTagOperation));
-    op.in_flight_ = true;
-    ++operations_;
+    // Handed to the kernel (and so to the reaper) only after this, by a submission made under
+    // sq_lock_ (by this thread or by one cancelling another operation of this ring).
+    op.state_.store(Operation::kInFlight, std::memory_order_release);
+    operations_.fetch_add(1, std::memory_order_relaxed);
     return 0;
   }
 
+  // From any thread in shared mode (a task destroyed on another worker than the one it submitted
+  // from, or by the runtime's destructor once the workers are gone).
   void cancel_and_wait(Operation& op) noexcept override {
-    op.abandoned_ = true;  // its task is going away: the completion must not wake it
-    if (io_uring_sqe* sqe = get_sqe()) {
-      io_uring_prep_cancel64(sqe, tagged(&op, kTagOperation), 0);
-      io_uring_sqe_set_data64(sqe, kIgnored);
+    std::uint8_t expected = Operation::kInFlight;
+    // Its task is going away: the completion must not wake it.
+    if (!op.state_.compare_exchange_strong(expected, Operation::kAbandoned, std::memory_order_acq_rel)) {
+      // The reaper is completing it right now (kNotifying): it is done in a moment.
+      while (op.state_.load(std::memory_order_acquire) != Operation::kIdle) sched_yield();
+      return;
     }
-    for (int round = 0; op.in_flight_; ++round) {
+    {
+      const auto sq = sq_guard();
+      if (io_uring_sqe* sqe = get_sqe()) {
+        io_uring_prep_cancel64(sqe, tagged(&op, kTagOperation), 0);
+        io_uring_sqe_set_data64(sqe, kIgnored);
+      }
+      if (shared_) io_uring_submit(&ring_);
+    }
+    if (shared_) {
+      wait_abandoned_shared(op);
+      return;
+    }
+    for (int round = 0; op.state_.load(std::memory_order_acquire) != Operation::kIdle; ++round) {
       if (round == kCancelRounds || !enable()) {
         std::fputs(
             "deja: an io_uring operation could not be cancelled and waited for (is the runtime being destroyed on a thread other "
@@ -234,7 +276,46 @@ class UringReactor final : public Reactor, public IoUring {
     }
   }
 
+  // --- shared mode (WorkerRings) ---
+
+  int ring_fd() const noexcept { return ring_.ring_fd; }
+
+  // Hands the queued submissions to the kernel, then collects what completed.
+  void flush() noexcept {
+    {
+      const auto sq = sq_guard();
+      if (io_uring_sq_ready(&ring_) != 0) io_uring_submit(&ring_);
+    }
+    try_reap();
+  }
+
+  // Collects what completed, unless another thread is doing it right now. (The ring's head is
+  // liburing's plain memory: even a look at whether anything is there is made under the lock.)
+  void try_reap() noexcept {
+    if (!cq_lock_.try_lock()) return;
+    reap();
+    cq_lock_.unlock();
+  }
+
  private:
+  std::unique_lock<std::mutex> sq_guard() noexcept { return shared_ ? std::unique_lock(sq_lock_) : std::unique_lock<std::mutex>(); }
+
+  // Waits, without holding a lock while it sleeps, until the reaper (this thread or another) has
+  // let go of an abandoned operation. Its completion is posted by the thread that submitted it,
+  // which the kernel interrupts for that wherever it sleeps, or already posted if it has exited.
+  void wait_abandoned_shared(Operation& op) noexcept {
+    for (int round = 0; op.state_.load(std::memory_order_acquire) != Operation::kIdle; ++round) {
+      if (round == kSharedCancelPolls) {
+        std::fputs("deja: an io_uring operation could not be cancelled and waited for; aborting rather than freeing a buffer the kernel may still write to\n",
+                   stderr);
+        std::abort();
+      }
+      pollfd pfd{ring_.ring_fd, POLLIN, 0};  // readable while completions wait
+      ::poll(&pfd, 1, kSharedCancelPollMs);
+      try_reap();
+    }
+  }
+
   template <class T>
   static std::uint64_t tagged(T* p, std::uint64_t tag) noexcept {
     return reinterpret_cast<std::uintptr_t>(p) | tag;
@@ -318,11 +399,19 @@ class UringReactor final : public Reactor, public IoUring {
     switch (user_data & kTagMask) {
       case kTagOperation: {
         auto* op = reinterpret_cast<Operation*>(user_data & ~kTagMask);
-        op->in_flight_ = false;
+        // Acquires the submitter's writes: the kernel orders them too, but no sanitizer sees that,
+        // and ThreadSanitizer checks a read-modify-write before it acquires, so a load goes first.
+        (void)op->state_.load(std::memory_order_acquire);
+        const std::uint8_t was = op->state_.exchange(Operation::kNotifying, std::memory_order_acq_rel);
         op->result_ = res;
-        --operations_;
-        if (!op->abandoned_) op->waiter_.notify();
+        operations_.fetch_sub(1, std::memory_order_relaxed);
+        if (was == Operation::kInFlight) {
+          op->undelivered_ = true;
+          op->waiter_.notify();
+        }
         else if (res > 0 && op->abandoned_fn_ != nullptr) op->abandoned_fn_(op->abandoned_context_, static_cast<const std::byte*>(op->data_), res);
+        // The last touch: from here the awaiter (or the destructor waiting) may free it.
+        op->state_.store(Operation::kIdle, std::memory_order_release);
         return;
       }
       case kTagPoll: {
@@ -351,6 +440,10 @@ class UringReactor final : public Reactor, public IoUring {
   }
 
   io_uring ring_{};
+  bool shared_ = false;
+  // Shared mode only: the submission queue (liburing's view of it is plain memory), and reaping.
+  std::mutex sq_lock_;
+  std::mutex cq_lock_;
   bool initialised_ = false;
   bool single_issuer_ = false;
   bool enabled_ = true;
@@ -361,15 +454,65 @@ class UringReactor final : public Reactor, public IoUring {
   bool notified_ = false;
   std::size_t registrations_ = 0;
   std::size_t removing_ = 0;
-  std::size_t operations_ = 0;
+  std::atomic<std::size_t> operations_{0};
   UringRegistration* all_ = nullptr;
 };
 
 std::unique_ptr<Reactor> make_uring_reactor(std::uint32_t entries, std::string& why_not) {
   auto reactor = std::make_unique<UringReactor>();
-  why_not = reactor->init(entries);
+  why_not = reactor->init(entries, false);
   if (!why_not.empty()) return nullptr;
   return reactor;
+}
+
+namespace {
+
+// The multi-thread runtime's io_uring: what RuntimeContext::uring points to, handing each
+// operation to the ring of the worker that awaits it.
+class WorkerRingsImpl final : public WorkerRings, public IoUring {
+ public:
+  WorkerRingsImpl(std::uint32_t (*current_worker)(const void*) noexcept, const void* context) noexcept
+      : current_worker_(current_worker), context_(context) {}
+
+  std::string init(std::uint32_t workers, std::uint32_t entries) {
+    rings_.reserve(workers);
+    for (std::uint32_t i = 0; i < workers; ++i) {
+      auto ring = std::make_unique<UringReactor>();
+      if (std::string why_not = ring->init(entries, true); !why_not.empty()) return why_not;
+      rings_.push_back(std::move(ring));
+    }
+    return {};
+  }
+
+  IoUring* uring() noexcept override { return this; }
+  int ring_fd(std::uint32_t worker) const noexcept override { return rings_[worker]->ring_fd(); }
+  void flush(std::uint32_t worker) noexcept override { rings_[worker]->flush(); }
+  void reap(std::uint32_t worker) noexcept override { rings_[worker]->try_reap(); }
+
+ protected:
+  std::int32_t submit(Operation& op) noexcept override {
+    const std::uint32_t worker = current_worker_(context_);
+    if (worker >= rings_.size()) return -EXDEV;  // not on one of this runtime's workers
+    return rings_[worker]->submit(op);
+  }
+  // Never called: an operation belongs to a worker's ring from the moment it is in flight.
+  void cancel_and_wait(Operation&) noexcept override {}
+
+ private:
+  std::uint32_t (*current_worker_)(const void*) noexcept;
+  const void* context_;
+  std::vector<std::unique_ptr<UringReactor>> rings_;
+};
+
+}  // namespace
+
+std::unique_ptr<WorkerRings> make_worker_rings(std::uint32_t workers, std::uint32_t entries,
+                                               std::uint32_t (*current_worker)(const void*) noexcept, const void* context,
+                                               std::string& why_not) {
+  auto rings = std::make_unique<WorkerRingsImpl>(current_worker, context);
+  why_not = rings->init(workers, entries);
+  if (!why_not.empty()) return nullptr;
+  return rings;
 }
 
 void report_uring_fallback(const std::string& why_not) noexcept {

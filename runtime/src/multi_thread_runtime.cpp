@@ -14,6 +14,12 @@
 // sleep on a condition variable. Running workers fire due timers every event_interval tasks.
 // So no lock is shared by every timer or every wake-up.
 //
+// On io_uring (RuntimeOptions::io), each worker also has a ring (WorkerRings, reactor.hpp) for
+// IoUring's operations: a task's operation goes to its worker's ring, which that worker hands to
+// the kernel in one batch when its queue runs dry (and every event_interval tasks), and reaps at
+// the same points. The rings' descriptors are in the epoll set, so a sleeping worker's
+// completions wake the driver, which collects them. AsyncFd readiness stays on epoll.
+//
 // Live tasks (for shutdown, which destroys every unfinished one): a task is on the list of the
 // worker that spawned it, which only that worker touches, so spawning and finishing there take no
 // lock and no atomic; one that finishes elsewhere is handed back to its home worker through a
@@ -31,6 +37,7 @@
 #include <array>
 #include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <limits>
 #include <system_error>
 #include <thread>
@@ -47,6 +54,8 @@ namespace {
 
 constexpr std::int64_t kNsPerTick = 1'000'000;  // the wheels' resolution: 1 ms
 constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max();
+// epoll data: 0 is the eventfd, an odd value (worker << 1 | 1) a worker's ring, else a registration.
+constexpr std::uint64_t kRingTag = 1;
 // Consecutive runs from the LIFO slot before its task goes to the back of the queue, so that two
 // tasks waking each other cannot starve the rest (Tokio uses 3).
 constexpr std::uint32_t kMaxLifoRuns = 3;
@@ -187,6 +196,7 @@ struct MtShared {
   // is parked in it, or once somebody has signalled it. A new timer earlier than it signals.
   std::atomic<std::uint64_t> driver_deadline{0};
   std::atomic<std::size_t> io_registrations{0};
+  std::unique_ptr<WorkerRings> rings;  // io_uring's operations, one ring per worker; or null
   // Deregistered fds, freed by the driver at its next turn: an event for one may still be in the
   // batch being processed right now.
   std::mutex released_lock;
@@ -362,6 +372,12 @@ struct MtWorker {
 
 namespace {
 thread_local constinit MtWorker* tls_mt_worker = nullptr;
+
+// For WorkerRings: the calling thread's worker index on the runtime `shared`, or past the end.
+std::uint32_t current_worker_index(const void* shared) noexcept {
+  const MtWorker* w = tls_mt_worker;
+  return w != nullptr && w->shared == shared ? w->index : std::numeric_limits<std::uint32_t>::max();
+}
 }  // namespace
 
 inline void MtShared::admit(TaskHeader* t, MtWorker* w) {
@@ -482,13 +498,17 @@ void MtShared::drive(bool block) noexcept {
   const int count = ::epoll_wait(epoll_fd, events, capacity, timeout_ms);
   driver_deadline.store(0, std::memory_order_seq_cst);
   for (int i = 0; i < count; ++i) {
-    auto* reg = static_cast<IoRegistration*>(events[i].data.ptr);
-    if (reg == nullptr) {
+    const std::uint64_t data = events[i].data.u64;
+    if (data == 0) {
       std::uint64_t counter;
       [[maybe_unused]] ssize_t r = ::read(event_fd, &counter, sizeof counter);
       continue;
     }
-    detail::report_epoll_event(*reg, events[i].events);
+    if (data & kRingTag) {
+      rings->reap(static_cast<std::uint32_t>(data >> 1));
+      continue;
+    }
+    detail::report_epoll_event(*static_cast<IoRegistration*>(events[i].data.ptr), events[i].events);
   }
   fire_timers();
 }
@@ -503,6 +523,11 @@ void MtWorker::run() noexcept {
     ++tick;
     if (tick % shared->options.event_interval == 0) maintenance();
     TaskHeader* t = next_task();
+    if (t == nullptr && shared->rings) {
+      // Out of work: what this worker's tasks queued goes to the kernel, in one batch.
+      shared->rings->flush(index);
+      t = next_task();
+    }
     if (t == nullptr) t = steal_work();
     if (t != nullptr) {
       run_task(t);
@@ -519,6 +544,7 @@ void MtWorker::run() noexcept {
 void MtWorker::maintenance() noexcept {
   drain_finished_elsewhere();
   shared->fire_timers();
+  if (shared->rings) shared->rings->flush(index);
   if (shared->io_registrations.load(std::memory_order_relaxed) != 0 && shared->driver_lock.try_lock()) {
     shared->drive(false);
     shared->driver_lock.unlock();
@@ -745,8 +771,8 @@ MultiThreadRuntime::MultiThreadRuntime(MultiThreadOptions options) : options_(op
   std::size_t n = options_.workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   if (n > 1024) throw UsageError("deja: MultiThreadOptions::workers is at most 1024");
-  if (options_.io == IoBackend::kUring) {
-    detail::report_uring_fallback("the multi-thread runtime drives its I/O through epoll; io_uring serves the current-thread runtime");
+  if (options_.io == IoBackend::kUring && (options_.uring_entries == 0 || options_.uring_entries > 32768)) {
+    throw UsageError("deja: RuntimeOptions::uring_entries must be between 1 and 32768");
   }
   context_.scheduler = this;
   context_.time = this;
@@ -778,6 +804,24 @@ MultiThreadRuntime::MultiThreadRuntime(MultiThreadOptions options) : options_(op
     ::close(sh.event_fd);
     ::close(sh.epoll_fd);
     detail::throw_errno("deja: epoll_ctl(eventfd)");
+  }
+  if (options_.io == IoBackend::kUring) {
+    std::string why_not;
+    sh.rings = detail::make_worker_rings(sh.n, options_.uring_entries, &detail::current_worker_index, shared_.get(), why_not);
+    for (std::uint32_t i = 0; sh.rings && i < sh.n; ++i) {
+      ev.events = EPOLLIN;  // level-triggered: a driver that finds the ring being reaped looks again
+      ev.data.u64 = (std::uint64_t{i} << 1) | detail::kRingTag;
+      if (::epoll_ctl(sh.epoll_fd, EPOLL_CTL_ADD, sh.rings->ring_fd(i), &ev) < 0) {
+        why_not = std::string("epoll cannot watch an io_uring: ") + std::strerror(errno);
+        sh.rings.reset();
+      }
+    }
+    if (sh.rings) {
+      backend_ = IoBackend::kUring;
+      context_.uring = sh.rings->uring();
+    } else {
+      detail::report_uring_fallback(why_not);
+    }
   }
   for (std::size_t i = 0; i < n; ++i) {
     auto w = std::make_unique<MtWorker>();
@@ -828,6 +872,7 @@ MultiThreadRuntime::~MultiThreadRuntime() {
   }
   for (detail::IoRegistration* reg : sh.released) delete reg;
   sh.released.clear();
+  sh.rings.reset();  // every operation was completed or cancelled with its task
   ::close(sh.event_fd);
   ::close(sh.epoll_fd);
   // The blocking pool is joined after this body (it is declared after shared_), before shared_ goes.

@@ -3,10 +3,13 @@
 // call itself. Submissions are batched: the runtime hands everything queued to the kernel in one
 // io_uring_enter per turn of its loop, which is where io_uring saves system calls over epoll.
 //
-// Reach it with current_uring(): non-null only on a current-thread runtime built with
-// RuntimeOptions::io = IoBackend::kUring (deja::net uses it for TCP streams by itself).
+// Reach it with current_uring(): non-null on a runtime built with RuntimeOptions::io =
+// IoBackend::kUring that got it (deja::net uses it for TCP streams by itself). The current-thread
+// runtime has one ring; the multi-thread runtime has one per worker, and an operation goes to the
+// ring of the worker its task runs on when it is awaited.
 #pragma once
 
+#include <atomic>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -32,11 +35,19 @@ class IoUring {
    public:
     Operation(const Operation&) = delete;
     Operation& operator=(const Operation&) = delete;
-    ~Operation();
+    ~Operation() {
+      if (state_.load(std::memory_order_acquire) != kIdle) {
+        ring_->cancel_and_wait(*this);
+      } else if (undelivered_ && result_ > 0 && abandoned_fn_ != nullptr) {
+        // Completed and woken, but its task was destroyed before it resumed to take the result.
+        abandoned_fn_(abandoned_context_, static_cast<const std::byte*>(data_), result_);
+      }
+    }
 
-    // Called by the reactor if the operation completes with a count (> 0) after its task was
-    // destroyed: a stream keeps bytes a cancelled recv took from the socket for its next read
-    // instead of losing them. `fn` gets `context`, the buffer and the count; it must not throw.
+    // Called if the operation completes with a count (> 0) that its task never takes: the task
+    // was destroyed while the operation was in flight, or after it completed but before the task
+    // resumed. A stream keeps the bytes such a recv took from the socket for its next read instead
+    // of losing them. `fn` gets `context`, the buffer and the count; it must not throw.
     void on_abandoned_completion(void (*fn)(void* context, const std::byte* data, std::int32_t count) noexcept, void* context) noexcept {
       abandoned_fn_ = fn;
       abandoned_context_ = context;
@@ -45,19 +56,28 @@ class IoUring {
     bool await_ready() const noexcept { return false; }
     // Queues the operation; false (not suspending, with the error as the result) if it cannot be.
     bool await_suspend(std::coroutine_handle<> h) noexcept;
-    std::int32_t await_resume() const noexcept { return result_; }
+    std::int32_t await_resume() noexcept {
+      undelivered_ = false;
+      return result_;
+    }
 
    private:
     friend class IoUring;
     friend class detail::UringReactor;
     enum class Kind : std::uint8_t { kRecv, kSend, kRead, kWrite };
+    // Who may touch the operation. The ring's reaper can be another thread than the awaiting
+    // task's (multi-thread runtime): it moves kInFlight or kAbandoned to kNotifying, wakes the
+    // task (or keeps an abandoned recv's bytes), then stores kIdle and never looks at the
+    // operation again. A destructor that finds it in flight moves it to kAbandoned, has it
+    // cancelled, and waits for kIdle, so neither frees what the other still uses.
+    static constexpr std::uint8_t kIdle = 0, kInFlight = 1, kAbandoned = 2, kNotifying = 3;
     Operation(IoUring* ring, Kind kind, int fd, void* data, std::uint32_t size, std::uint64_t offset, int flags) noexcept
         : ring_(ring), kind_(kind), fd_(fd), flags_(flags), data_(data), size_(size), offset_(offset) {}
 
-    IoUring* ring_;
+    IoUring* ring_;  // the ring it is queued on once awaited
     Kind kind_;
-    bool in_flight_ = false;
-    bool abandoned_ = false;  // its task is being destroyed: complete it without waking anyone
+    std::atomic<std::uint8_t> state_{kIdle};
+    bool undelivered_ = false;  // completed and its task woken, result not taken yet
     int fd_;
     int flags_;
     void* data_;

@@ -1,6 +1,7 @@
 // The production runtime on N worker threads, after Tokio's multi-thread scheduler: per-worker
 // bounded run queues with a LIFO slot, a global injection queue, work stealing, and one shared
-// epoll reactor + per-worker timer wheels driven by whichever worker parks first.
+// epoll reactor + per-worker timer wheels driven by whichever worker parks first (and, on
+// io_uring, a ring per worker for completion-based I/O).
 #pragma once
 
 #include <atomic>
@@ -83,8 +84,10 @@ class MultiThreadRuntime final : public Scheduler, public TimeDriver, public IoD
   }
 
   RuntimeContext* context() noexcept { return &context_; }
-  // Always epoll for now: asking for IoBackend::kUring says so once on stderr and uses epoll.
-  IoBackend io_backend() const noexcept { return IoBackend::kEpoll; }
+  // The reactor in use: options.io, unless io_uring was asked for and is unavailable (said once on
+  // stderr). On io_uring, AsyncFd readiness still comes from epoll; IoUring's operations (and so
+  // TCP streams' reads and writes) go to a ring per worker.
+  IoBackend io_backend() const noexcept { return backend_; }
   std::size_t workers() const noexcept;
   std::size_t live_tasks() const noexcept;
   MultiThreadMetrics metrics() const;
@@ -113,6 +116,7 @@ class MultiThreadRuntime final : public Scheduler, public TimeDriver, public IoD
   void wait_for(detail::TaskHeader* task);
 
   MultiThreadOptions options_;
+  IoBackend backend_ = IoBackend::kEpoll;
   RuntimeContext context_;
   std::unique_ptr<detail::MtShared> shared_;
 

@@ -42,6 +42,29 @@ std::unique_ptr<Reactor> make_epoll_reactor(std::uint32_t max_events);
 // in `why_not`.
 std::unique_ptr<Reactor> make_uring_reactor(std::uint32_t entries, std::string& why_not);
 
+// The multi-thread runtime's io_uring: one ring per worker, so that submitting takes no lock
+// another worker wants. An operation goes to the ring of the worker whose task awaits it; any
+// thread may cancel it or reap its completion. Each ring's descriptor is readable while
+// completions wait, so the runtime's epoll watches them and its driver collects what sleeping
+// workers' rings received.
+class WorkerRings {
+ public:
+  virtual ~WorkerRings() = default;
+  // What RuntimeContext::uring points to.
+  virtual IoUring* uring() noexcept = 0;
+  virtual int ring_fd(std::uint32_t worker) const noexcept = 0;
+  // Hands `worker`'s queued submissions to the kernel and collects its completions (its own worker).
+  virtual void flush(std::uint32_t worker) noexcept = 0;
+  // Collects `worker`'s completions unless another thread is doing it (any thread).
+  virtual void reap(std::uint32_t worker) noexcept = 0;
+};
+
+// Rings for `workers` workers, `entries` slots each; `current_worker(context)` tells which worker
+// the calling thread is (any value >= workers: none). Null where io_uring cannot be used, with why.
+std::unique_ptr<WorkerRings> make_worker_rings(std::uint32_t workers, std::uint32_t entries,
+                                               std::uint32_t (*current_worker)(const void*) noexcept, const void* context,
+                                               std::string& why_not);
+
 // Says on stderr, once per process, that io_uring was asked for and epoll is used instead, and why.
 void report_uring_fallback(const std::string& why_not) noexcept;
 
