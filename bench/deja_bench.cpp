@@ -291,7 +291,7 @@ int main(int argc, char** argv) {
   if (o.rt != "ct" && o.rt != "mt" && o.rt != "sim") usage(("--rt " + o.rt + " is not available (ct, mt and sim are)").c_str());
   if (o.threads < 1) usage("--threads must be at least 1");
   if (o.io != "epoll" && o.io != "uring") usage(("--io " + o.io + " is not available (epoll and uring are)").c_str());
-  if (o.io == "uring" && o.rt == "mt") usage("--io uring runs on --rt ct (the multi-thread runtime drives epoll)");
+  if (o.io == "uring" && o.rt == "sim") usage("--io uring runs on --rt ct or mt");
   deja::RuntimeOptions ct_options;
   ct_options.io = o.io == "uring" ? deja::IoBackend::kUring : deja::IoBackend::kEpoll;
   if (o.bench == "echo_server") {
@@ -300,6 +300,7 @@ int main(int argc, char** argv) {
     if (o.rt == "mt") {
       deja::MultiThreadOptions options;
       options.workers = static_cast<std::size_t>(o.threads);
+      options.io = ct_options.io;
       deja::MultiThreadRuntime rt(options);
       rt.block_on(echo_server(o.port));
     } else {
@@ -336,6 +337,7 @@ int main(int argc, char** argv) {
   } else if (o.rt == "mt") {
     deja::MultiThreadOptions options;
     options.workers = static_cast<std::size_t>(o.threads);
+    options.io = ct_options.io;
     deja::MultiThreadRuntime rt(options);
     for (int r = 0; r < o.reps; ++r) {
       const auto start = std::chrono::steady_clock::now();

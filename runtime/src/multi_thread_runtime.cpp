@@ -545,7 +545,9 @@ void MtWorker::maintenance() noexcept {
   drain_finished_elsewhere();
   shared->fire_timers();
   if (shared->rings) shared->rings->flush(index);
-  if (shared->io_registrations.load(std::memory_order_relaxed) != 0 && shared->driver_lock.try_lock()) {
+  // (With rings, the epoll set always has something: the other workers' rings, whose completions
+  // wait for a reaper while those workers sleep.)
+  if ((shared->rings || shared->io_registrations.load(std::memory_order_relaxed) != 0) && shared->driver_lock.try_lock()) {
     shared->drive(false);
     shared->driver_lock.unlock();
   }
