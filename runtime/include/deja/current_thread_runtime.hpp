@@ -31,11 +31,12 @@ namespace deja {
 // The kernel interface a production runtime waits on.
 enum class IoBackend : std::uint8_t {
   kEpoll,
-  // io_uring: AsyncFd readiness through multishot polls, and TCP streams' reads and writes as
-  // completions submitted in batches (IoUring, io_uring.hpp). Where the kernel cannot give it
-  // (too old, kernel.io_uring_disabled, seccomp), the runtime uses epoll and says so once per
-  // process on stderr; io_backend() tells which it got. A runtime on io_uring must be run
-  // (block_on) and destroyed on one thread.
+  // io_uring: TCP streams' reads and writes as completions submitted in batches (IoUring,
+  // io_uring.hpp). On the current-thread runtime AsyncFd readiness comes through multishot polls
+  // on the same ring, and the runtime must be run (block_on) and destroyed on one thread. The
+  // multi-thread runtime has a ring per worker for operations and keeps AsyncFd on its epoll.
+  // Where the kernel cannot give it (too old, kernel.io_uring_disabled, seccomp), the runtime
+  // uses epoll and says so once per process on stderr; io_backend() tells which it got.
   kUring,
 };
 
