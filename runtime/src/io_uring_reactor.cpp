@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -77,7 +78,6 @@ constexpr int kCancelRounds = 30;
 constexpr long long kCancelRoundNs = 1'000'000'000;
 // In shared mode the waiter looks every this many milliseconds, taking no lock while it sleeps.
 constexpr int kSharedCancelPollMs = 1;
-constexpr int kSharedCancelPolls = kCancelRounds * 1000 / kSharedCancelPollMs;
 
 }  // namespace
 
@@ -273,7 +273,7 @@ class UringReactor final : public Reactor, public IoUring {
             stderr);
         std::abort();
       }
-      __kernel_timespec ts{0, kCancelRoundNs};
+      __kernel_timespec ts{kCancelRoundNs / 1'000'000'000, kCancelRoundNs % 1'000'000'000};  // (tv_nsec < 1 s)
       io_uring_cqe* cqe = nullptr;
       io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
       reap();
@@ -309,11 +309,13 @@ class UringReactor final : public Reactor, public IoUring {
   std::unique_lock<std::mutex> sq_guard() noexcept { return shared_ ? std::unique_lock(sq_lock_) : std::unique_lock<std::mutex>(); }
 
   // Waits, without holding a lock while it sleeps, until the reaper (this thread or another) has
-  // let go of an abandoned operation. Its completion is posted by the thread that submitted it,
-  // which the kernel interrupts for that wherever it sleeps, or already posted if it has exited.
+  // let go of an abandoned operation. Its completion is posted by the thread that submitted it:
+  // at once if that thread sleeps (the kernel wakes it for that), at its next system call if it
+  // runs tasks, or already if it has exited.
   void wait_abandoned_shared(Operation& op) noexcept {
-    for (int round = 0; op.state_.load(std::memory_order_acquire) != Operation::kIdle; ++round) {
-      if (round == kSharedCancelPolls) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(kCancelRounds * kCancelRoundNs);
+    while (op.state_.load(std::memory_order_acquire) != Operation::kIdle) {
+      if (std::chrono::steady_clock::now() > deadline) {
         std::fputs("deja: an io_uring operation could not be cancelled and waited for; aborting rather than freeing a buffer the kernel may still write to\n",
                    stderr);
         std::abort();

@@ -874,7 +874,8 @@ MultiThreadRuntime::~MultiThreadRuntime() {
   }
   for (detail::IoRegistration* reg : sh.released) delete reg;
   sh.released.clear();
-  sh.rings.reset();  // every operation was completed or cancelled with its task
+  context_.uring = nullptr;  // (the blocking pool, joined after this body, may still look)
+  sh.rings.reset();          // every operation was completed or cancelled with its task
   ::close(sh.event_fd);
   ::close(sh.epoll_fd);
   // The blocking pool is joined after this body (it is declared after shared_), before shared_ goes.

@@ -36,9 +36,10 @@ class IoUring {
     Operation(const Operation&) = delete;
     Operation& operator=(const Operation&) = delete;
     ~Operation() {
-      if (state_.load(std::memory_order_acquire) != kIdle) {
-        ring_->cancel_and_wait(*this);
-      } else if (undelivered_ && result_ > 0 && abandoned_fn_ != nullptr) {
+      // In flight: cancelled, or completed by the reaper meanwhile (which may wake the task as
+      // it is being destroyed); either way it is idle on return.
+      if (state_.load(std::memory_order_acquire) != kIdle) ring_->cancel_and_wait(*this);
+      if (undelivered_ && result_ > 0 && abandoned_fn_ != nullptr) {
         // Completed and woken, but its task was destroyed before it resumed to take the result.
         abandoned_fn_(abandoned_context_, static_cast<const std::byte*>(data_), result_);
       }

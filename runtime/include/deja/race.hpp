@@ -38,7 +38,23 @@ Task<std::variant<StoredType<Ts>...>> race_impl(std::index_sequence<I...>, Task<
       ...);
   GroupWait group(waiters, GroupMode::kAny, "race");
   co_await group;
-  const std::size_t winner = group.first_finished();
+  // The losers are gone before race returns, even those running on another worker right now.
+  std::array<BranchWaiter, sizeof...(Ts)> losers;
+  abort_unfinished(waiters, losers);
+  GroupWait gone(losers, GroupMode::kAll, "race (cancelling the losers)");
+  co_await gone;
+  // Several may have finished by themselves before the rest were cancelled (on the multi-thread
+  // runtime they run at once): the first in argument order wins, so that timeout, which puts the
+  // work before its deadline, never drops work that finished (bytes a read took) for a deadline
+  // that fired at the same moment.
+  std::size_t winner = group.first_finished();
+  for (std::size_t i = 0; i < waiters.size(); ++i) {
+    TaskHeader* t = waiters[i].branch;
+    if (t != nullptr && t->is_complete() && !t->was_destroyed()) {
+      winner = i;
+      break;
+    }
+  }
   std::optional<std::variant<StoredType<Ts>...>> result;
   ((I == winner ? (void)result.emplace(std::in_place_index<I>, take_stored<Ts>(std::get<I>(branches).handle())) : (void)0), ...);
   co_return std::move(*result);
@@ -55,7 +71,9 @@ Task<T> timeout_impl(Duration limit, Task<T> task) {
 
 // Runs the arguments (Tasks or any awaitables) concurrently; the first to finish wins. Returns a
 // variant whose index is the winner's position (Unit stands for void). If the winner threw, its
-// exception is rethrown. The losers are cancelled before race returns.
+// exception is rethrown. The losers are cancelled, and gone, before race returns. Where several
+// finish before the others are cancelled (threads run them at once), the first in argument order
+// wins and the others' results are dropped.
 template <class... As>
   requires(sizeof...(As) >= 1)
 auto race(As&&... awaitables) {

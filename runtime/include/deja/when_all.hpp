@@ -25,7 +25,11 @@ Task<std::tuple<StoredType<Ts>...>> when_all_impl(std::index_sequence<I...>, Tas
   GroupWait group(waiters, GroupMode::kAllFailFast, "when_all");
   co_await group;
   if (std::size_t failed = group.first_failed(); failed != GroupWait::npos) {
-    // Rethrows the first failure; the other branches are aborted as `branches` unwinds.
+    // The other branches are gone before the first failure is rethrown.
+    std::array<BranchWaiter, sizeof...(Ts)> rest;
+    abort_unfinished(waiters, rest);
+    GroupWait gone(rest, GroupMode::kAll, "when_all (cancelling the other branches)");
+    co_await gone;
     ((I == failed ? (void)std::get<I>(branches).handle().take_finished() : (void)0), ...);
   }
   co_return std::tuple<StoredType<Ts>...>{take_stored<Ts>(std::get<I>(branches).handle())...};
@@ -54,6 +58,10 @@ Task<std::vector<detail::StoredType<T>>> when_all(std::vector<Task<T>> tasks) {
   detail::GroupWait group(waiters, detail::GroupMode::kAllFailFast, "when_all");
   co_await group;
   if (std::size_t failed = group.first_failed(); failed != detail::GroupWait::npos) {
+    std::vector<detail::BranchWaiter> rest(waiters.size());
+    detail::abort_unfinished(waiters, rest);
+    detail::GroupWait gone(rest, detail::GroupMode::kAll, "when_all (cancelling the other branches)");
+    co_await gone;
     branches[failed].handle().take_finished();
   }
   std::vector<detail::StoredType<T>> results;

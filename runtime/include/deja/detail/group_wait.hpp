@@ -133,4 +133,20 @@ class GroupWait {
   bool armed_ = false;
 };
 
+// Aborts every unfinished branch among `branches` and fills `fresh` (the same size) with waiters
+// for `GroupWait(fresh, GroupMode::kAll, ...)`, which the combinator then awaits before it
+// returns. On the multi-thread runtime an aborted branch that is running on another worker (or
+// queued to run) is destroyed only when it next suspends (or is dequeued), and a combinator must
+// not return before that: the branch's frame refers to its caller's objects (a stream whose
+// one-reader flag it holds, a buffer it reads into). On one thread the aborts destroy them at
+// once, and the wait is ready at once.
+inline void abort_unfinished(std::span<const BranchWaiter> branches, std::span<BranchWaiter> fresh) noexcept {
+  for (std::size_t i = 0; i < branches.size(); ++i) {
+    TaskHeader* t = branches[i].branch;
+    fresh[i].branch = t;
+    fresh[i].index = i;
+    if (t != nullptr && !t->is_complete()) t->scheduler->abort(t);
+  }
+}
+
 }  // namespace deja::detail
