@@ -40,9 +40,13 @@ std::size_t open_fd_count() {
 }
 
 struct Load {
-  explicit Load(std::size_t n) : connections(n), all_connected(n) {}
+  explicit Load(std::size_t n) : connections(n), all_connected(n), all_accepted(n) {}
   std::size_t connections;
   deja::Barrier all_connected;        // every client holds its connection open until all are open
+  // And the server echoes on none until it has accepted all: otherwise the first echoed clients
+  // may close before the last connections leave the listen backlog, and the server never holds
+  // all of them at once.
+  deja::Barrier all_accepted;
   deja::Semaphore connecting{256};    // handshakes in flight, well under the listen backlog
   // Atomic: the server also runs on the multi-thread runtime.
   std::atomic<std::size_t> server_live{0};
@@ -56,6 +60,7 @@ deja::Task<void> serve_one(TcpStream stream, std::shared_ptr<Load> load) {
   std::size_t peak = load->server_peak.load();
   while (peak < live && !load->server_peak.compare_exchange_weak(peak, live)) {
   }
+  (void)co_await load->all_accepted.wait();
   std::array<std::byte, 256> buf;
   try {
     for (;;) {
