@@ -41,6 +41,20 @@ deja::Task<int> sleeps_forever(int* destroyed) {
   co_return -1;
 }
 
+deja::Task<int> notified_then_sleeps(deja::Notify* woken, int* destroyed) {
+  DestroyCounter guard{destroyed};
+  co_await woken->notified();
+  co_await deja::sleep(24h);
+  co_return 1;
+}
+
+// Races a branch that waits on a Notify of this frame; publishes the Notify through `woken`.
+deja::Task<void> races_a_notified_branch(deja::Notify** woken, int* destroyed) {
+  deja::Notify n;
+  *woken = &n;
+  co_await deja::race(notified_then_sleeps(&n, destroyed), sleeps_forever(destroyed));
+}
+
 }  // namespace
 
 TEST_CASE("when_all returns every result in argument order") {
@@ -139,6 +153,27 @@ TEST_CASE("aborting a task suspended in a race cancels every branch") {
     co_await deja::yield_now();
     REQUIRE(destroyed == 2);
     REQUIRE(h.is_finished());
+  };
+  deja::block_on(body());
+}
+
+TEST_CASE("aborting a task whose race branch is woken but has not run destroys the branch before abort returns") {
+  // The branch's frame refers to its parent's (the Notify): it must not outlive it in the ready
+  // queue. Before abort_now it was destroyed only when the scheduler reached it.
+  auto body = []() -> deja::Task<void> {
+    for (int round = 0; round < 3; ++round) {
+      int destroyed = 0;
+      deja::Notify* woken = nullptr;
+      auto h = deja::spawn(races_a_notified_branch(&woken, &destroyed));
+      co_await deja::yield_now();
+      REQUIRE(woken != nullptr);
+      REQUIRE(destroyed == 0);
+      woken->notify_one();  // the branch is queued to run now
+      h.abort();
+      REQUIRE(destroyed == 2);
+      co_await deja::yield_now();
+      REQUIRE(h.is_finished());
+    }
   };
   deja::block_on(body());
 }

@@ -83,6 +83,68 @@ bool settles_to_no_tasks(const deja::MultiThreadRuntime& rt) {
   return rt.live_tasks() == 0;
 }
 
+// Leaves its parent's step, then runs one step of `busy` (no await) on whichever worker took it.
+deja::Task<void> busy_step_then_sleep(std::atomic<int>* entered, std::atomic<int>* dropped,
+                                      std::chrono::milliseconds busy) {
+  DropCounter guard(dropped);
+  co_await deja::yield_now();
+  entered->fetch_add(1);
+  const auto until = std::chrono::steady_clock::now() + busy;
+  while (std::chrono::steady_clock::now() < until) {
+  }
+  co_await deja::sleep(1h);
+}
+
+deja::Task<void> races_a_busy_branch(std::atomic<int>* entered, std::atomic<int>* dropped) {
+  std::atomic<int> started{0};
+  co_await deja::race(busy_step_then_sleep(entered, dropped, 30ms), sleep_forever(dropped, &started));
+}
+
+// Aborts a task whose race branch is running a step on another worker; returns how many of the
+// branches' frames were gone when abort() returned.
+deja::Task<int> abort_while_a_branch_runs() {
+  std::atomic<int> entered{0};
+  std::atomic<int> dropped{0};
+  auto h = deja::spawn(races_a_busy_branch(&entered, &dropped));
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (entered.load() == 0 && std::chrono::steady_clock::now() < deadline) co_await deja::yield_now();
+  h.abort();
+  co_return dropped.load();
+}
+
+struct BranchCounts {
+  std::atomic<int> started{0};
+  std::atomic<int> dropped{0};
+};
+
+deja::Task<void> races_two_yielders(BranchCounts* c) {
+  co_await deja::race(yield_forever(&c->dropped, &c->started), yield_forever(&c->dropped, &c->started));
+}
+
+// Aborts tasks whose race branches keep yielding, so that they are queued or running on either
+// worker at any moment. Returns how many parents, once aborted, still had a branch alive.
+deja::Task<int> abort_storm_of_racing_tasks(int parents) {
+  std::vector<BranchCounts> counts(static_cast<std::size_t>(parents));
+  std::vector<deja::JoinHandle<void>> handles;
+  for (auto& c : counts) handles.push_back(deja::spawn(races_two_yielders(&c)));
+  int outlived = 0;
+  for (std::size_t i = 0; i < handles.size(); ++i) {
+    if (i % 8 == 0) co_await deja::yield_now();
+    handles[i].abort();
+    // A parent that was suspended is gone now, and so are its branches. (One still queued or
+    // running goes later, with them: that is checked at the end.)
+    if (handles[i].is_finished() && counts[i].started.load() != counts[i].dropped.load()) ++outlived;
+  }
+  for (auto& h : handles) {
+    try {
+      co_await h;
+    } catch (const deja::TaskCancelled&) {
+    }
+  }
+  for (auto& c : counts) outlived += c.started.load() != c.dropped.load();
+  co_return outlived;
+}
+
 }  // namespace
 
 TEST_CASE("multi thread runtime runs a task to completion and returns its value", "[mt]") {
@@ -374,6 +436,26 @@ TEST_CASE("race cancels its losing timers across workers", "[mt]") {
   deja::MultiThreadRuntime rt(with_workers(2));
   REQUIRE(rt.block_on(timer_churn(20'000)) == 0);
   REQUIRE(rt.metrics().timers == 0);
+}
+
+TEST_CASE("aborting a task waits for its race branch running on another worker to be destroyed", "[mt]") {
+  // The branch's frame refers to its parent's: abort() must not return while the branch still
+  // runs elsewhere. Without abort_now, abort returned with the branch spinning on the other worker.
+  deja::MultiThreadRuntime rt(with_workers(2));
+  for (int round = 0; round < 10; ++round) {
+    INFO("round " << round);
+    REQUIRE(rt.block_on(abort_while_a_branch_runs()) == 2);
+  }
+  REQUIRE(settles_to_no_tasks(rt));
+}
+
+TEST_CASE("an abort storm of tasks whose race branches run on every worker leaves no branch behind", "[mt]") {
+  deja::MultiThreadRuntime rt(with_workers(2));
+  for (int round = 0; round < 5; ++round) {
+    INFO("round " << round);
+    REQUIRE(rt.block_on(abort_storm_of_racing_tasks(400)) == 0);
+  }
+  REQUIRE(settles_to_no_tasks(rt));
 }
 
 TEST_CASE("spawn_blocking runs its job on the multi thread runtime", "[mt]") {

@@ -114,6 +114,14 @@ void CurrentThreadRuntime::abort(TaskHeader* t) noexcept {
   if (tasks_.abort(t)) ready_.push(t);
 }
 
+void CurrentThreadRuntime::abort_now(TaskHeader* t) noexcept {
+  if (!on_owner_thread()) {
+    abort(t);
+    return;
+  }
+  if (tasks_.abort_now(t)) ready_.push(t);
+}
+
 void CurrentThreadRuntime::run_until(TaskHeader* root) {
   for (;;) {
     for (std::uint32_t budget = options_.event_interval; budget != 0 && !ready_.empty(); --budget) {

@@ -36,7 +36,10 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <system_error>
@@ -167,6 +170,7 @@ struct MtShared {
   std::vector<std::unique_ptr<MtWorker>> workers;
   std::uint32_t n = 0;
   std::atomic<bool> shutdown{false};
+  std::atomic<bool> workers_joined{false};  // set by the destructor once the workers have exited
 
   // The injection queue. Bounded by max_tasks: a task is in at most one queue.
   std::mutex inject_lock;
@@ -625,6 +629,13 @@ void MtWorker::poll(TaskHeader* t, bool claimed) noexcept {
     s = t->state.load(std::memory_order_relaxed);
     while (!t->state.compare_exchange_weak(s, (s & ~kScheduled) | kRunning | kStarted, std::memory_order_acq_rel)) {
     }
+    if (s & kRunning) {
+      // Queued, and claimed meanwhile by abort_now on another thread, which destroys it in place
+      // and leaves the queue's claim on it to drop. That takes as long as its destructors.
+      while (!t->is_complete()) std::this_thread::yield();
+      shared->finish(t, this);
+      return;
+    }
   }
   if (s & kCancelled) {
     destroy_unfinished(t);
@@ -846,6 +857,7 @@ MultiThreadRuntime::~MultiThreadRuntime() {
   for (auto& w : sh.workers) {
     if (w->thread.joinable()) w->thread.join();
   }
+  sh.workers_joined.store(true, std::memory_order_release);
   // Every unfinished task is destroyed at its suspension point, with this runtime current, since
   // awaiters' destructors talk to it. Destroying one can spawn or wake others: they are in the
   // live lists too, and go in later rounds.
@@ -989,6 +1001,48 @@ void MultiThreadRuntime::abort(TaskHeader* t) noexcept {
   }
   shared_->push_inject(&t, 1);
   shared_->notify_parked();
+}
+
+void MultiThreadRuntime::abort_now(TaskHeader* t) noexcept {
+  detail::MtShared& sh = *shared_;
+  MtWorker* w = worker_of(&sh);
+  // Once the destructor has joined the workers its thread stands in for them, and nothing runs.
+  const bool joined = sh.workers_joined.load(std::memory_order_acquire);
+  if ((w == nullptr && !joined) || t == detail::current_task()) {
+    abort(t);
+    return;
+  }
+  std::uint32_t s = t->state.load(std::memory_order_relaxed);
+  for (;;) {
+    if (s & detail::kComplete) return;
+    if (s & detail::kRunning) {
+      // Running on another worker: it is destroyed once its current step ends, waited for below.
+      if ((s & detail::kCancelled) || t->state.compare_exchange_weak(s, s | detail::kCancelled, std::memory_order_acq_rel)) break;
+      continue;
+    }
+    // Suspended, or queued: claim it as running and destroy it here. Wakes then only mark it, and
+    // a worker that dequeues it finds it claimed and only drops it (MtWorker::poll).
+    if (t->state.compare_exchange_weak(s, s | detail::kCancelled | detail::kRunning, std::memory_order_acq_rel)) {
+      detail::destroy_unfinished(t);
+      if (!(s & detail::kScheduled) || joined) {
+        sh.finish(t, w != nullptr || t->owner == 0 ? w : sh.workers[t->owner - 1].get());
+      }
+      return;
+    }
+  }
+  if (joined) return;  // (unreachable: nothing runs once the workers are joined)
+  // A step is short: tasks do not block. Yielding is a system call, which also lets io_uring
+  // post this thread's completions meanwhile. The bound turns a cycle (two tasks each dropping
+  // the other's parent at once) into a clear failure rather than a hang.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!t->is_complete()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::fputs("deja: a combinator's branch running on another worker did not finish its step within 60 s "
+                 "of being dropped (a task blocking its worker, or two workers each waiting for the other)\n", stderr);
+      std::abort();
+    }
+    std::this_thread::yield();
+  }
 }
 
 void MultiThreadRuntime::wait_for(TaskHeader* t) {

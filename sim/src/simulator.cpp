@@ -186,6 +186,17 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy, pub
     record(EventKind::kAbort, t->owner, t->id, 0, 0);
     if (tasks_.abort(t)) ready_.push_back(t);
   }
+  void abort_now(TaskHeader* t) noexcept override {
+    const std::uint32_t s = t->state.load(std::memory_order_relaxed);
+    if ((s & detail::kScheduled) && !(s & (detail::kRunning | detail::kComplete))) {
+      // Queued: taken out of the ready set (so no decision is spent on it) and destroyed here.
+      record(EventKind::kAbort, t->owner, t->id, 0, 0);
+      std::erase(ready_, t);
+      tasks_.destroy(t);
+      return;
+    }
+    abort(t);
+  }
   void on_unobserved_exception(std::exception_ptr e) noexcept override {
     try {
       std::rethrow_exception(e);

@@ -97,6 +97,7 @@ class MultiThreadRuntime final : public Scheduler, public TimeDriver, public IoD
   void spawn_inline(detail::TaskHeader* task) override;
   void wake(detail::TaskHeader* task) noexcept override;
   void abort(detail::TaskHeader* task) noexcept override;
+  void abort_now(detail::TaskHeader* task) noexcept override;
   // TimeDriver
   Instant now() noexcept override;
   void add_timer(detail::TimerNode& node) override;

@@ -18,17 +18,25 @@ class Branch {
   Branch(Branch&&) noexcept = default;
   Branch& operator=(Branch&& other) noexcept {
     if (this != &other) {
-      handle_.abort();
+      drop();
       handle_ = std::move(other.handle_);
     }
     return *this;
   }
-  ~Branch() { handle_.abort(); }
+  ~Branch() { drop(); }
 
   JoinHandle<T>& handle() noexcept { return handle_; }
   TaskHeader* header() const noexcept { return handle_.cell(); }
 
  private:
+  // An unfinished branch is destroyed before this returns, wherever it is (queued, or running on
+  // another worker): its frame refers to the parent's, which is going (the parent was aborted, or
+  // the combinator is unwinding).
+  void drop() noexcept {
+    TaskHeader* t = handle_.cell();
+    if (t != nullptr && !t->is_complete()) t->scheduler->abort_now(t);
+  }
+
   JoinHandle<T> handle_;
 };
 

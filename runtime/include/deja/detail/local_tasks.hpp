@@ -59,12 +59,30 @@ class LocalTasks {
     return make_ready(t);
   }
 
+  // Scheduler::abort_now: like abort, but a queued task is destroyed now as well. It stays in the
+  // caller's ready queue, finished, and run() only drops it (no search of the queue). A running
+  // task (the caller itself, on one thread) is only marked.
+  bool abort_now(TaskHeader* t) noexcept {
+    const std::uint32_t s = t->state.load(std::memory_order_relaxed);
+    if (s & kComplete) return false;
+    if ((s & kScheduled) && !(s & kRunning)) {
+      t->state.fetch_or(kCancelled | kRunning, std::memory_order_relaxed);
+      destroy_unfinished(t);
+      return false;
+    }
+    return abort(t);
+  }
+
   // Runs a ready task until it suspends or finishes (a cancelled one is destroyed instead).
   // Returns true if it must be queued again.
   bool run(TaskHeader* t) noexcept {
     // Read-modify-write throughout: another thread may be registering a join waiter meanwhile.
     std::uint32_t s = t->state.load(std::memory_order_relaxed);
     while (!t->state.compare_exchange_weak(s, (s & ~kScheduled) | kRunning | kStarted, std::memory_order_acq_rel)) {
+    }
+    if (s & kComplete) {  // destroyed in its queue by abort_now
+      finish(t);
+      return false;
     }
     if (s & kCancelled) {
       destroy_unfinished(t);
