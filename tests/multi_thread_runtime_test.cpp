@@ -145,6 +145,42 @@ deja::Task<int> abort_storm_of_racing_tasks(int parents) {
   co_return outlived;
 }
 
+// Once told to go, aborts the task that is racing it (its parent), then suspends: it is destroyed
+// there. The abort destroys the parent in place, whose race drops this branch as it runs.
+deja::Task<void> aborts_its_parent(deja::Notify* go, deja::JoinHandle<void>* parent, std::atomic<int>* dropped) {
+  DropCounter guard(dropped);
+  co_await go->notified();
+  parent->abort();
+  co_await deja::sleep(1h);
+}
+
+deja::Task<void> races_its_own_aborter(deja::Notify* go, deja::JoinHandle<void>* self, std::atomic<int>* dropped,
+                                       std::atomic<int>* started) {
+  co_await deja::race(aborts_its_parent(go, self, dropped), sleep_forever(dropped, started));
+}
+
+deja::Task<int> a_branch_aborts_its_parent() {
+  std::atomic<int> dropped{0};
+  std::atomic<int> started{0};
+  deja::Notify go;
+  deja::JoinHandle<void> parent;
+  parent = deja::spawn(races_its_own_aborter(&go, &parent, &dropped, &started));
+  // Once the second branch has started the parent is about to suspend in its race; a moment
+  // later it has, and the first branch's abort destroys it in place, inside the branch's step.
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (started.load() == 0 && std::chrono::steady_clock::now() < until) co_await deja::yield_now();
+  co_await deja::sleep(2ms);
+  go.notify_one();
+  try {
+    co_await parent;
+  } catch (const deja::TaskCancelled&) {
+  }
+  // The aborting branch ends when its step does, after the parent is gone.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (dropped.load() < 2 && std::chrono::steady_clock::now() < deadline) co_await deja::yield_now();
+  co_return dropped.load();
+}
+
 }  // namespace
 
 TEST_CASE("multi thread runtime runs a task to completion and returns its value", "[mt]") {
@@ -456,6 +492,20 @@ TEST_CASE("an abort storm of tasks whose race branches run on every worker leave
     REQUIRE(rt.block_on(abort_storm_of_racing_tasks(400)) == 0);
   }
   REQUIRE(settles_to_no_tasks(rt));
+}
+
+TEST_CASE("a race branch that aborts its own parent is dropped without waiting for itself", "[mt]") {
+  // The parent is destroyed inside the branch's step, and drops the branch as it goes: the branch
+  // is running on this very thread, so it is only marked (waiting would wait forever).
+  SECTION("multi thread") {
+    deja::MultiThreadRuntime rt(with_workers(2));
+    for (int round = 0; round < 20; ++round) REQUIRE(rt.block_on(a_branch_aborts_its_parent()) == 2);
+    REQUIRE(settles_to_no_tasks(rt));
+  }
+  SECTION("current thread") {
+    deja::CurrentThreadRuntime rt;
+    for (int round = 0; round < 20; ++round) REQUIRE(rt.block_on(a_branch_aborts_its_parent()) == 2);
+  }
 }
 
 TEST_CASE("spawn_blocking runs its job on the multi thread runtime", "[mt]") {

@@ -377,6 +377,39 @@ struct MtWorker {
 namespace {
 thread_local constinit MtWorker* tls_mt_worker = nullptr;
 
+// The tasks this thread holds in kRunning, innermost first: the one it resumed, those it is
+// destroying, and those further up its stack (a step that aborts a suspended task destroys it
+// there and then, and a branch's first step runs nested in its parent's). abort_now must not wait
+// for one of them: it would wait for itself. A node lives in the frame that pushed it.
+struct HeldHere {
+  TaskHeader* task;
+  HeldHere* outer;
+};
+thread_local constinit HeldHere* tls_held = nullptr;
+
+class HoldHere {
+ public:
+  explicit HoldHere(TaskHeader* t) noexcept : node_{t, tls_held} { tls_held = &node_; }
+  HoldHere(const HoldHere&) = delete;
+  HoldHere& operator=(const HoldHere&) = delete;
+  ~HoldHere() { tls_held = node_.outer; }
+
+ private:
+  HeldHere node_;
+};
+
+bool held_here(const TaskHeader* t) noexcept {
+  for (const HeldHere* h = tls_held; h != nullptr; h = h->outer) {
+    if (h->task == t) return true;
+  }
+  return false;
+}
+
+void destroy_held_here(TaskHeader* t) noexcept {
+  HoldHere hold(t);
+  detail::destroy_unfinished(t);
+}
+
 // For WorkerRings: the calling thread's worker index on the runtime `shared`, or past the end.
 std::uint32_t current_worker_index(const void* shared) noexcept {
   const MtWorker* w = tls_mt_worker;
@@ -638,7 +671,7 @@ void MtWorker::poll(TaskHeader* t, bool claimed) noexcept {
     }
   }
   if (s & kCancelled) {
-    destroy_unfinished(t);
+    destroy_held_here(t);
     shared->finish(t, this);
     return;
   }
@@ -646,7 +679,10 @@ void MtWorker::poll(TaskHeader* t, bool claimed) noexcept {
   TaskHeader* const saved_running = running;
   tls_current_task = t;
   running = t;
-  t->resume_point.resume();
+  {
+    HoldHere hold(t);
+    t->resume_point.resume();
+  }
   tls_current_task = saved_task;
   running = saved_running;
   bump(tasks_run);
@@ -659,7 +695,7 @@ void MtWorker::poll(TaskHeader* t, bool claimed) noexcept {
       return;
     }
     if (s & kCancelled) {
-      destroy_unfinished(t);
+      destroy_held_here(t);
       shared->finish(t, this);
       return;
     }
@@ -875,7 +911,7 @@ MultiThreadRuntime::~MultiThreadRuntime() {
       if (t == nullptr) break;
       if (!t->is_complete()) {
         t->state.fetch_or(detail::kRunning, std::memory_order_relaxed);
-        detail::destroy_unfinished(t);
+        detail::destroy_held_here(t);
       }
       sh.finish(t, t->owner == 0 ? nullptr : sh.workers[t->owner - 1].get());
     }
@@ -991,7 +1027,7 @@ void MultiThreadRuntime::abort(TaskHeader* t) noexcept {
     if (w != nullptr) {
       // Suspended and idle: claim it as running (wakes then only mark it) and destroy it now.
       if (t->state.compare_exchange_weak(s, s | detail::kCancelled | detail::kRunning, std::memory_order_acq_rel)) {
-        detail::destroy_unfinished(t);
+        detail::destroy_held_here(t);
         shared_->finish(t, w);
         return;
       }
@@ -1008,11 +1044,13 @@ void MultiThreadRuntime::abort_now(TaskHeader* t) noexcept {
   MtWorker* w = worker_of(&sh);
   // Once the destructor has joined the workers its thread stands in for them, and nothing runs.
   const bool joined = sh.workers_joined.load(std::memory_order_acquire);
-  if ((w == nullptr && !joined) || t == detail::current_task()) {
+  if ((w == nullptr && !joined) || detail::held_here(t)) {
     abort(t);
     return;
   }
-  std::uint32_t s = t->state.load(std::memory_order_relaxed);
+  // Acquire: a branch seen complete here finished on another thread, and the caller frees what
+  // it used next.
+  std::uint32_t s = t->state.load(std::memory_order_acquire);
   for (;;) {
     if (s & detail::kComplete) return;
     if (s & detail::kRunning) {
@@ -1023,7 +1061,7 @@ void MultiThreadRuntime::abort_now(TaskHeader* t) noexcept {
     // Suspended, or queued: claim it as running and destroy it here. Wakes then only mark it, and
     // a worker that dequeues it finds it claimed and only drops it (MtWorker::poll).
     if (t->state.compare_exchange_weak(s, s | detail::kCancelled | detail::kRunning, std::memory_order_acq_rel)) {
-      detail::destroy_unfinished(t);
+      detail::destroy_held_here(t);
       if (!(s & detail::kScheduled) || joined) {
         sh.finish(t, w != nullptr || t->owner == 0 ? w : sh.workers[t->owner - 1].get());
       }
@@ -1037,8 +1075,9 @@ void MultiThreadRuntime::abort_now(TaskHeader* t) noexcept {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (!t->is_complete()) {
     if (std::chrono::steady_clock::now() > deadline) {
-      std::fputs("deja: a combinator's branch running on another worker did not finish its step within 60 s "
-                 "of being dropped (a task blocking its worker, or two workers each waiting for the other)\n", stderr);
+      std::fputs("deja: a combinator's branch running on another worker did not end its step within 60 s of its "
+                 "parent being destroyed (a task blocking its worker, or two tasks on two workers each destroying "
+                 "the other's parent)\n", stderr);
       std::abort();
     }
     std::this_thread::yield();

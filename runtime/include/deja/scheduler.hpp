@@ -37,8 +37,9 @@ class Scheduler {
   // Aborts `task` and returns once its frame is gone: also when it is queued to run (it is
   // destroyed in place and its queue only drops it) or running on another worker (its current
   // step ends first, and this waits for that). Combinators drop their unfinished branches this
-  // way, since a branch's frame refers to its parent's. Where it cannot wait (called off the
-  // scheduler's threads while they run, or by `task` itself) it is abort(). The default is abort().
+  // way, since a branch's frame refers to its parent's. Where it cannot wait it is abort(): called
+  // off the scheduler's threads while they run, or for a task that this thread is itself running
+  // further up its stack (a branch whose step aborted its own parent). The default is abort().
   virtual void abort_now(detail::TaskHeader* task) noexcept { abort(task); }
 
   // A spawned task's exception was never observed (it was detached, or its handle dropped). The

@@ -138,8 +138,8 @@ class GroupWait {
 // returns. On the multi-thread runtime an aborted branch that is running on another worker (or
 // queued to run) is destroyed only when it next suspends (or is dequeued), and a combinator must
 // not return before that: the branch's frame refers to its caller's objects (a stream whose
-// one-reader flag it holds, a buffer it reads into). On one thread the aborts destroy them at
-// once, and the wait is ready at once.
+// one-reader flag it holds, a buffer it reads into). On one thread the aborts destroy the
+// suspended ones at once; a queued one goes when the scheduler reaches it, which the wait awaits.
 inline void abort_unfinished(std::span<const BranchWaiter> branches, std::span<BranchWaiter> fresh) noexcept {
   for (std::size_t i = 0; i < branches.size(); ++i) {
     TaskHeader* t = branches[i].branch;
