@@ -311,6 +311,10 @@ struct MtWorker {
   TaskHeader* lifo = nullptr;
   std::uint32_t lifo_runs = 0;
   bool searching = false;
+  // Collecting wakes from timers and I/O (maintenance, or the driver while parked): they go to
+  // this worker's queue without waking a sibling each; once done, one notification if more than
+  // one task is queued (as Tokio does: its core's parker is taken while it polls the driver).
+  bool collecting = false;
   std::uint32_t tick = 0;
   TaskHeader* running = nullptr;
   std::uint32_t spawned = 1;  // this worker's id stream
@@ -561,8 +565,12 @@ void MtWorker::run() noexcept {
     if (tick % shared->options.event_interval == 0) maintenance();
     TaskHeader* t = next_task();
     if (t == nullptr && shared->rings) {
-      // Out of work: what this worker's tasks queued goes to the kernel, in one batch.
+      // Out of work: what this worker's tasks queued goes to the kernel, in one batch. The
+      // completions it reaps come back here, and only a second one wakes a sibling.
+      collecting = true;
       shared->rings->flush(index);
+      collecting = false;
+      if (!searching && queue.size() > 1) shared->notify_parked();
       t = next_task();
     }
     if (t == nullptr) t = steal_work();
@@ -580,6 +588,7 @@ void MtWorker::run() noexcept {
 
 void MtWorker::maintenance() noexcept {
   drain_finished_elsewhere();
+  collecting = true;
   shared->fire_timers();
   if (shared->rings) shared->rings->flush(index);
   // (With rings, the epoll set always has something: the other workers' rings, whose completions
@@ -588,6 +597,8 @@ void MtWorker::maintenance() noexcept {
     shared->drive(false);
     shared->driver_lock.unlock();
   }
+  collecting = false;
+  if (!searching && queue.size() > 1) shared->notify_parked();
 }
 
 TaskHeader* MtWorker::next_task() noexcept {
@@ -732,7 +743,7 @@ void MtWorker::schedule_local(TaskHeader* t, bool use_lifo) noexcept {
     if (t == nullptr) return;
   }
   push_local(t);
-  if (!searching) shared->notify_parked();
+  if (!searching && !collecting) shared->notify_parked();
 }
 
 void MtWorker::park() noexcept {
@@ -767,7 +778,9 @@ void MtWorker::park_once() noexcept {
   if (shared->driver_lock.try_lock()) {
     expected = kParkEmpty;
     if (park_state.compare_exchange_strong(expected, kParkedDriver, std::memory_order_acq_rel)) {
+      collecting = true;
       shared->drive(true);
+      collecting = false;
       park_state.exchange(kParkEmpty, std::memory_order_acq_rel);
       shared->driver_lock.unlock();
       // Wakes from the driver went to this worker's queue: others may help.
