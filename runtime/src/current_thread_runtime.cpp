@@ -284,10 +284,14 @@ void CurrentThreadRuntime::shutdown() noexcept {
   }
   while (TaskHeader* t = tasks_.newest()) {
     // Destroying a frame can wake or spawn others; they are destroyed in later rounds.
-    ready_.clear();
+    drop_ready_queue();
     tasks_.destroy(t);
   }
-  ready_.clear();
+  drop_ready_queue();
+}
+
+void CurrentThreadRuntime::drop_ready_queue() noexcept {
+  while (!ready_.empty()) detail::LocalTasks::drop_queued(ready_.pop());
 }
 
 void CurrentThreadRuntime::execute(std::function<void()> job) { blocking_.execute(std::move(job)); }

@@ -674,10 +674,11 @@ void MtWorker::poll(TaskHeader* t, bool claimed) noexcept {
     while (!t->state.compare_exchange_weak(s, (s & ~kScheduled) | kRunning | kStarted, std::memory_order_acq_rel)) {
     }
     if (s & kRunning) {
-      // Queued, and claimed meanwhile by abort_now on another thread, which destroys it in place
-      // and leaves the queue's claim on it to drop. That takes as long as its destructors.
+      // Queued, and claimed meanwhile by abort_now on another thread, which destroys and finishes
+      // it in place and leaves the queue's reference to drop, once the destruction is done (as
+      // long as its destructors take).
       while (!t->is_complete()) std::this_thread::yield();
-      shared->finish(t, this);
+      t->release();
       return;
     }
   }
@@ -907,6 +908,20 @@ MultiThreadRuntime::~MultiThreadRuntime() {
     if (w->thread.joinable()) w->thread.join();
   }
   sh.workers_joined.store(true, std::memory_order_release);
+  // The queues go first, before any task is freed: an entry is a live task (the sweep below
+  // destroys it) or a branch that abort_now destroyed in its queue, whose entry holds a reference.
+  {
+    auto drop = [](TaskHeader* t) {
+      if (t->is_complete()) t->release();
+    };
+    for (auto& w : sh.workers) {
+      while (TaskHeader* t = w->queue.pop_front()) drop(t);
+      if (TaskHeader* t = std::exchange(w->lifo, nullptr)) drop(t);
+    }
+    std::lock_guard lock(sh.inject_lock);
+    while (!sh.inject.empty()) drop(sh.inject.pop());
+    sh.inject_len.store(0, std::memory_order_relaxed);
+  }
   // Every unfinished task is destroyed at its suspension point, with this runtime current, since
   // awaiters' destructors talk to it. Destroying one can spawn or wake others: they are in the
   // live lists too, and go in later rounds.
@@ -1071,13 +1086,14 @@ void MultiThreadRuntime::abort_now(TaskHeader* t) noexcept {
       if ((s & detail::kCancelled) || t->state.compare_exchange_weak(s, s | detail::kCancelled, std::memory_order_acq_rel)) break;
       continue;
     }
-    // Suspended, or queued: claim it as running and destroy it here. Wakes then only mark it, and
-    // a worker that dequeues it finds it claimed and only drops it (MtWorker::poll).
+    // Suspended, or queued: claim it as running, destroy it and finish it here (it leaves the live
+    // tasks now). Wakes then only mark it. A queued one keeps a reference for its queue entry: a
+    // worker that dequeues it finds it claimed and only releases that (MtWorker::poll). Once the
+    // workers are joined the queues are gone (the destructor emptied them), so none is kept.
     if (t->state.compare_exchange_weak(s, s | detail::kCancelled | detail::kRunning, std::memory_order_acq_rel)) {
+      if ((s & detail::kScheduled) && !joined) t->retain();
       detail::destroy_held_here(t);
-      if (!(s & detail::kScheduled) || joined) {
-        sh.finish(t, w != nullptr || t->owner == 0 ? w : sh.workers[t->owner - 1].get());
-      }
+      sh.finish(t, w != nullptr || t->owner == 0 ? w : sh.workers[t->owner - 1].get());
       return;
     }
   }

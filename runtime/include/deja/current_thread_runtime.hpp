@@ -118,6 +118,8 @@ class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public I
   void drain_remote();
   void signal_remote() noexcept;
   void shutdown() noexcept;
+  // Empties the ready queue at shutdown, releasing what branches destroyed in it still hold.
+  void drop_ready_queue() noexcept;
   std::uint64_t now_tick() noexcept;
 
   RuntimeOptions options_;

@@ -59,18 +59,26 @@ class LocalTasks {
     return make_ready(t);
   }
 
-  // Scheduler::abort_now: like abort, but a queued task is destroyed now as well. It stays in the
-  // caller's ready queue, finished, and run() only drops it (no search of the queue). A running
-  // task (the caller itself, on one thread) is only marked.
+  // Scheduler::abort_now: like abort, but a queued task is destroyed now as well. It leaves the
+  // live tasks at once, but stays in the caller's ready queue, finished, with a reference of the
+  // queue's own: run() (or the owner's drop_queued) only releases it. No search of the queue. A
+  // running task (the caller itself, on one thread) is only marked.
   bool abort_now(TaskHeader* t) noexcept {
     const std::uint32_t s = t->state.load(std::memory_order_relaxed);
     if (s & kComplete) return false;
     if ((s & kScheduled) && !(s & kRunning)) {
+      t->retain();
       t->state.fetch_or(kCancelled | kRunning, std::memory_order_relaxed);
       destroy_unfinished(t);
+      finish(t);
       return false;
     }
     return abort(t);
+  }
+
+  // A task the owner takes out of its ready queue without running it (shutdown).
+  static void drop_queued(TaskHeader* t) noexcept {
+    if (t->is_complete()) t->release();  // destroyed in the queue by abort_now
   }
 
   // Runs a ready task until it suspends or finishes (a cancelled one is destroyed instead).
@@ -80,8 +88,8 @@ class LocalTasks {
     std::uint32_t s = t->state.load(std::memory_order_relaxed);
     while (!t->state.compare_exchange_weak(s, (s & ~kScheduled) | kRunning | kStarted, std::memory_order_acq_rel)) {
     }
-    if (s & kComplete) {  // destroyed in its queue by abort_now
-      finish(t);
+    if (s & kComplete) {  // destroyed in its queue by abort_now, which left the queue's reference
+      t->release();
       return false;
     }
     if (s & kCancelled) {
