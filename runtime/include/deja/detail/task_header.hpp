@@ -194,7 +194,14 @@ inline void deallocate_task_frame(void* frame, std::size_t n) noexcept {
 void report_unobserved_exception(std::exception_ptr e) noexcept;
 
 inline void TaskHeader::release() noexcept {
-  if (refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // The last holder skips the atomic step (a locked instruction, the dearest part of a release):
+  // taking a reference needs one already held, so a count of one, read by its holder, cannot
+  // change under it. The acquire pairs with the other holders' releasing decrements.
+  if (refs.load(std::memory_order_acquire) == 1) {
+    refs.store(0, std::memory_order_relaxed);  // deallocate_task_frame reads it
+  } else if (refs.fetch_sub(1, std::memory_order_acq_rel) != 1) {
+    return;
+  }
   if (!(load_state() & kFrameGone)) {
     // Nobody will read the result: destroying the frame frees the block (refs is 0 now).
     std::coroutine_handle<>::from_address(frame_address()).destroy();
