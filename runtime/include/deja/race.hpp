@@ -32,22 +32,23 @@ Task<std::variant<StoredType<Ts>...>> race_impl(std::index_sequence<I...>, Task<
         if (decided) return;
         std::get<I>(branches) = start_branch(std::move(std::get<I>(pending)));
         waiters[I].branch = std::get<I>(branches).header();
-        waiters[I].index = I;
         decided = waiters[I].branch->is_complete();
       }(),
       ...);
-  GroupWait group(waiters, GroupMode::kAny, "race");
-  co_await group;
+  std::size_t winner = GroupWait::npos;
+  {
+    GroupWait group(waiters, GroupMode::kAny, "race");
+    co_await group;
+    winner = group.first_finished();
+  }
   // The losers are gone before race returns, even those running on another worker right now.
-  std::array<BranchWaiter, sizeof...(Ts)> losers;
-  abort_unfinished(waiters, losers);
-  GroupWait gone(losers, GroupMode::kAll, "race (cancelling the losers)");
+  abort_unfinished(waiters);
+  GroupWait gone(waiters, GroupMode::kAll, "race (cancelling the losers)");
   co_await gone;
   // Several may have finished by themselves before the rest were cancelled (on the multi-thread
   // runtime they run at once): the first in argument order wins, so that timeout, which puts the
   // work before its deadline, never drops work that finished (bytes a read took) for a deadline
   // that fired at the same moment.
-  std::size_t winner = group.first_finished();
   for (std::size_t i = 0; i < waiters.size(); ++i) {
     TaskHeader* t = waiters[i].branch;
     if (t != nullptr && t->is_complete() && !t->was_destroyed()) {

@@ -21,14 +21,17 @@ template <class... Ts, std::size_t... I>
 Task<std::tuple<StoredType<Ts>...>> when_all_impl(std::index_sequence<I...>, Task<Ts>... tasks) {
   std::tuple<Branch<Ts>...> branches{start_branch(std::move(tasks))...};
   std::array<BranchWaiter, sizeof...(Ts)> waiters;
-  ((waiters[I].branch = std::get<I>(branches).header(), waiters[I].index = I), ...);
-  GroupWait group(waiters, GroupMode::kAllFailFast, "when_all");
-  co_await group;
-  if (std::size_t failed = group.first_failed(); failed != GroupWait::npos) {
+  ((waiters[I].branch = std::get<I>(branches).header()), ...);
+  std::size_t failed = GroupWait::npos;
+  {
+    GroupWait group(waiters, GroupMode::kAllFailFast, "when_all");
+    co_await group;
+    failed = group.first_failed();
+  }
+  if (failed != GroupWait::npos) {
     // The other branches are gone before the first failure is rethrown.
-    std::array<BranchWaiter, sizeof...(Ts)> rest;
-    abort_unfinished(waiters, rest);
-    GroupWait gone(rest, GroupMode::kAll, "when_all (cancelling the other branches)");
+    abort_unfinished(waiters);
+    GroupWait gone(waiters, GroupMode::kAll, "when_all (cancelling the other branches)");
     co_await gone;
     ((I == failed ? (void)std::get<I>(branches).handle().take_finished() : (void)0), ...);
   }
@@ -51,16 +54,16 @@ Task<std::vector<detail::StoredType<T>>> when_all(std::vector<Task<T>> tasks) {
   branches.reserve(tasks.size());
   for (Task<T>& t : tasks) branches.push_back(detail::start_branch(std::move(t)));
   std::vector<detail::BranchWaiter> waiters(branches.size());
-  for (std::size_t i = 0; i < branches.size(); ++i) {
-    waiters[i].branch = branches[i].header();
-    waiters[i].index = i;
+  for (std::size_t i = 0; i < branches.size(); ++i) waiters[i].branch = branches[i].header();
+  std::size_t failed = detail::GroupWait::npos;
+  {
+    detail::GroupWait group(waiters, detail::GroupMode::kAllFailFast, "when_all");
+    co_await group;
+    failed = group.first_failed();
   }
-  detail::GroupWait group(waiters, detail::GroupMode::kAllFailFast, "when_all");
-  co_await group;
-  if (std::size_t failed = group.first_failed(); failed != detail::GroupWait::npos) {
-    std::vector<detail::BranchWaiter> rest(waiters.size());
-    detail::abort_unfinished(waiters, rest);
-    detail::GroupWait gone(rest, detail::GroupMode::kAll, "when_all (cancelling the other branches)");
+  if (failed != detail::GroupWait::npos) {
+    detail::abort_unfinished(waiters);
+    detail::GroupWait gone(waiters, detail::GroupMode::kAll, "when_all (cancelling the other branches)");
     co_await gone;
     branches[failed].handle().take_finished();
   }
