@@ -43,14 +43,14 @@ void AsyncFd::clear_ready(Interest interest) noexcept {
   if ((static_cast<std::uint8_t>(interest) & static_cast<std::uint8_t>(Interest::kWritable)) && reg_->tick.load(std::memory_order_relaxed) == seen_[1]) {
     clear |= static_cast<std::uint8_t>(Interest::kWritable);
   }
-  reg_->ready.fetch_and(static_cast<std::uint8_t>(~clear), std::memory_order_relaxed);
+  reg_->ready.store(reg_->ready.load(std::memory_order_relaxed) & static_cast<std::uint8_t>(~clear), std::memory_order_relaxed);
 }
 
 void AsyncFd::clear_ready(Interest interest, std::uint32_t tick) noexcept {
   if (!reg_) return;
   std::lock_guard lock(reg_->lock);
   if (reg_->tick.load(std::memory_order_relaxed) != tick) return;
-  reg_->ready.fetch_and(static_cast<std::uint8_t>(~static_cast<std::uint8_t>(interest)), std::memory_order_relaxed);
+  reg_->ready.store(reg_->ready.load(std::memory_order_relaxed) & static_cast<std::uint8_t>(~static_cast<std::uint8_t>(interest)), std::memory_order_relaxed);
 }
 
 namespace {
@@ -108,8 +108,9 @@ void report_epoll_event(IoRegistration& reg, std::uint32_t e) noexcept {
   if (e & (EPOLLRDHUP | EPOLLHUP)) bits |= kReadClosed;
   if (e & EPOLLHUP) bits |= kWriteClosed;
   std::lock_guard lock(reg.lock);
-  reg.ready.fetch_or(bits, std::memory_order_release);
-  reg.tick.fetch_add(1, std::memory_order_release);
+  // Every writer holds the lock: plain stores, the tick last (release) for the lock-free readers.
+  reg.ready.store(reg.ready.load(std::memory_order_relaxed) | bits, std::memory_order_release);
+  reg.tick.store(reg.tick.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   if (bits & static_cast<std::uint8_t>(Interest::kReadable)) {
     while (Waiter* w = reg.readers.pop_front()) w->notify();
   }

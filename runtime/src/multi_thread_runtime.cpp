@@ -46,6 +46,7 @@
 #include <thread>
 
 #include "deja/detail/ready_queue.hpp"
+#include "deja/detail/spin_lock.hpp"
 #include "deja/detail/steal_queue.hpp"
 #include "deja/detail/timer_wheel.hpp"
 
@@ -102,37 +103,6 @@ struct Xoshiro {
 std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point since) noexcept {
   return static_cast<std::uint64_t>((std::chrono::steady_clock::now() - since).count());
 }
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
-// A lock for the short critical sections that a worker nearly always takes alone (its timer
-// wheel, a live-task shard): unlocking is a plain store, where a pthread mutex pays an atomic
-// read-modify-write and a call. Contention backs off to yield, so a preempted holder on an
-// oversubscribed machine costs time slices, not a spinning core.
-class SpinLock {
- public:
-  void lock() noexcept {
-    for (int spins = 0; locked_.exchange(true, std::memory_order_acquire); ++spins) {
-      while (locked_.load(std::memory_order_relaxed)) {
-        if (spins < 64) {
-          cpu_relax();
-          ++spins;
-        } else {
-          std::this_thread::yield();
-        }
-      }
-    }
-  }
-  bool try_lock() noexcept { return !locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire); }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
-
- private:
-  std::atomic<bool> locked_{false};
-};
 
 }  // namespace
 

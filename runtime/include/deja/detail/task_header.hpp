@@ -141,6 +141,9 @@ struct TaskHeader {
   bool has_failed() const noexcept { return (load_state() & kFailed) != 0; }
 
   inline void* frame_address() noexcept;
+  // Only with a reference held, by the caller or by someone who cannot drop it before this
+  // returns and synchronizes with that (a lock both take): release() reads a count of one as its
+  // own and frees without an atomic step, so an increment it cannot see would be overwritten.
   void retain() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
   inline void release() noexcept;
 };
