@@ -83,8 +83,12 @@ class PosixStream final : public SocketStream {
   PosixStream(OwnedFd fd, AsyncFd afd, SocketAddr peer) noexcept : SocketStream(std::move(fd), peer), afd_(std::move(afd)) {}
   Task<std::size_t> read(std::span<std::byte> buf) override;
   Task<std::size_t> write(std::span<const std::byte> buf) override;
+  Task<void> write_all(std::span<const std::byte> buf) override;
 
  private:
+  // One send, once the socket was seen writable: the bytes it took, or 0 when the send buffer is
+  // full (readiness is then cleared: the caller waits for the next edge).
+  std::size_t send_some(std::span<const std::byte> buf);
   AsyncFd afd_;
 };
 

@@ -59,23 +59,41 @@ Task<std::size_t> PosixStream::read(std::span<std::byte> buf) {
   }
 }
 
+std::size_t PosixStream::send_some(std::span<const std::byte> buf) {
+  for (;;) {
+    const std::uint32_t tick = afd_.ready_tick();
+    // MSG_NOSIGNAL: a peer that went away is EPIPE here, not a SIGPIPE that kills the process.
+    const ssize_t n = ::send(fd_.get(), buf.data(), buf.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      // A short write filled the send buffer: the next write waits for space.
+      if (static_cast<std::size_t>(n) < buf.size()) afd_.clear_ready(Interest::kWritable, tick);
+      return static_cast<std::size_t>(n);
+    }
+    // A non-empty send never takes nothing; were it to, waiting for an edge could hang.
+    if (n == 0) throw_errno(EIO, "write");
+    const int error = errno;
+    if (error == EINTR) continue;
+    if (!would_block(error)) throw_errno(error, "write");
+    afd_.clear_ready(Interest::kWritable, tick);
+    return 0;
+  }
+}
+
 Task<std::size_t> PosixStream::write(std::span<const std::byte> buf) {
   if (buf.empty()) co_return 0;
   InFlight busy(writing_, "write");
   for (;;) {
     co_await afd_.writable();
-    const std::uint32_t tick = afd_.ready_tick();
-    // MSG_NOSIGNAL: a peer that went away is EPIPE here, not a SIGPIPE that kills the process.
-    const ssize_t n = ::send(fd_.get(), buf.data(), buf.size(), MSG_NOSIGNAL);
-    if (n >= 0) {
-      // A short write filled the send buffer: the next write waits for space.
-      if (static_cast<std::size_t>(n) < buf.size()) afd_.clear_ready(Interest::kWritable, tick);
-      co_return static_cast<std::size_t>(n);
-    }
-    const int error = errno;
-    if (error == EINTR) continue;
-    if (!would_block(error)) throw_errno(error, "write");
-    afd_.clear_ready(Interest::kWritable, tick);
+    if (const std::size_t n = send_some(buf); n != 0) co_return n;
+  }
+}
+
+Task<void> PosixStream::write_all(std::span<const std::byte> buf) {
+  if (buf.empty()) co_return;
+  InFlight busy(writing_, "write");
+  while (!buf.empty()) {
+    co_await afd_.writable();
+    buf = buf.subspan(send_some(buf));
   }
 }
 

@@ -2,6 +2,7 @@
 #include <exception>
 
 #include "deja/errors.hpp"
+#include "deja/net/async_io.hpp"
 #include "deja/net/lookup_host.hpp"
 #include "deja/net/tcp_listener.hpp"
 #include "deja/net/tcp_stream.hpp"
@@ -15,6 +16,8 @@ namespace {
 }
 
 }  // namespace
+
+Task<void> StreamBackend::write_all(std::span<const std::byte> buf) { return net::write_all(*this, buf); }
 
 Task<TcpStream> TcpStream::connect(SocketAddr addr) {
   co_return TcpStream(co_await current_driver().connect(addr));

@@ -39,6 +39,9 @@ class StreamBackend {
   // Writes a non-empty prefix of buf, waiting while the send buffer is full (back-pressure), and
   // returns its length; 0 only for an empty buf.
   virtual Task<std::size_t> write(std::span<const std::byte> buf) = 0;
+  // Writes all of buf, however many writes that takes (net::write_all over write() unless a
+  // backend does it in one frame: the epoll stream does, sparing a coroutine per call).
+  virtual Task<void> write_all(std::span<const std::byte> buf);
   // Shuts down the write half: the peer reads end of stream once it has read everything before it.
   virtual void shutdown_write() = 0;
   virtual void set_nodelay(bool on) = 0;

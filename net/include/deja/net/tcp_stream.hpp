@@ -39,7 +39,7 @@ class TcpStream {
   // Writes a non-empty prefix of buf and returns its length (0 for an empty buf).
   Task<std::size_t> write(std::span<const std::byte> buf) { return backend().write(buf); }
   // Writes all of buf, completing partial writes.
-  Task<void> write_all(std::span<const std::byte> buf) { return net::write_all(*this, buf); }
+  Task<void> write_all(std::span<const std::byte> buf) { return backend().write_all(buf); }
   // Shuts down the write half: the peer reads end of stream after the bytes already written, and
   // a later write here fails with broken_pipe. Reading goes on.
   void shutdown() { backend().shutdown_write(); }
@@ -77,7 +77,7 @@ class OwnedReadHalf {
 class OwnedWriteHalf {
  public:
   Task<std::size_t> write(std::span<const std::byte> buf) { return backend().write(buf); }
-  Task<void> write_all(std::span<const std::byte> buf) { return net::write_all(*this, buf); }
+  Task<void> write_all(std::span<const std::byte> buf) { return backend().write_all(buf); }
   void shutdown() { backend().shutdown_write(); }
   void set_nodelay(bool on) { backend().set_nodelay(on); }
   SocketAddr peer_addr() const { return backend().peer_addr(); }
