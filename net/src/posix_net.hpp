@@ -101,6 +101,7 @@ class UringStream final : public SocketStream {
   UringStream(OwnedFd fd, IoUring& ring, SocketAddr peer);
   Task<std::size_t> read(std::span<std::byte> buf) override;
   Task<std::size_t> write(std::span<const std::byte> buf) override;
+  Task<void> write_all(std::span<const std::byte> buf) override;
 
  private:
   // Keeps what a cancelled recv took from the socket, for the next read (driver.hpp's promise

@@ -176,6 +176,21 @@ Task<std::size_t> UringStream::write(std::span<const std::byte> buf) {
   }
 }
 
+Task<void> UringStream::write_all(std::span<const std::byte> buf) {
+  if (buf.empty()) co_return;
+  InFlight busy(writing_, "write");
+  while (!buf.empty()) {
+    const std::int32_t n = co_await ring_.send(fd_.get(), buf, MSG_NOSIGNAL);
+    if (n > 0) {
+      buf = buf.subspan(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n == 0) throw_errno(EIO, "write");  // a non-empty send never takes nothing
+    if (n == -EINTR || n == -EAGAIN) continue;
+    if (n == -EXDEV) throw_wrong_runtime();
+    throw_errno(-n, "write");
+  }
+}
 
 std::unique_ptr<StreamBackend> make_stream(OwnedFd fd, SocketAddr peer) {
   if (IoUring* ring = current_uring()) return std::make_unique<UringStream>(std::move(fd), *ring, peer);

@@ -40,7 +40,7 @@ class StreamBackend {
   // returns its length; 0 only for an empty buf.
   virtual Task<std::size_t> write(std::span<const std::byte> buf) = 0;
   // Writes all of buf, however many writes that takes (net::write_all over write() unless a
-  // backend does it in one frame: the epoll stream does, sparing a coroutine per call).
+  // backend does it in one frame, as the epoll and io_uring streams do: a coroutine less per call).
   virtual Task<void> write_all(std::span<const std::byte> buf);
   // Shuts down the write half: the peer reads end of stream once it has read everything before it.
   virtual void shutdown_write() = 0;
