@@ -362,6 +362,40 @@ TEST_CASE("two concurrent reads on one stream and use of a moved from stream are
 
 namespace {
 
+// write_all is one operation however many sends it takes: a write while it waits for send-buffer
+// space is a second concurrent write, and the first still delivers every byte, in order.
+deja::Task<void> write_during_write_all() {
+  TcpListener listener = TcpListener::bind(kLoopbackAnyPort);
+  TcpStream client = co_await TcpStream::connect(listener.local_addr());
+  auto accepted = co_await listener.accept();
+  constexpr std::size_t kSize = std::size_t{8} << 20;  // far more than both socket buffers hold
+  std::vector<std::byte> sent(kSize);
+  for (std::size_t i = 0; i < kSize; ++i) sent[i] = static_cast<std::byte>((i * 7 + i / 4096) & 0xff);
+  auto writer = deja::spawn(client.write_all(sent));
+  co_await deja::sleep(5ms);
+  REQUIRE_FALSE(writer.is_finished());  // nobody reads yet: it waits for space
+  bool usage_error = false;
+  try {
+    const std::array<std::byte, 1> one{std::byte{1}};
+    co_await client.write(one);
+  } catch (const deja::UsageError&) {
+    usage_error = true;
+  }
+  REQUIRE(usage_error);
+  std::vector<std::byte> received(kSize);
+  co_await accepted.stream.read_exact(received);
+  co_await writer;
+  REQUIRE(received == sent);
+}
+
+}  // namespace
+
+TEST_CASE("a write while write_all waits for send-buffer space is a usage error and write_all still delivers every byte", "[net]") {
+  net_test::run(write_during_write_all());
+}
+
+namespace {
+
 double process_cpu_seconds() {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
