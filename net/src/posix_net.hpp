@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <memory>
 #include <string>
@@ -72,8 +73,11 @@ class SocketStream : public StreamBackend {
   SocketStream(OwnedFd fd, SocketAddr peer) noexcept : fd_(std::move(fd)), peer_(peer) {}
   OwnedFd fd_;
   SocketAddr peer_;
-  bool reading_ = false;
-  bool writing_ = false;
+  // A read (write) is in flight. Atomic, since misuse on the multi-thread runtime starts the
+  // second one on another thread: a load and a store, so the check costs no locked instruction;
+  // it catches a second operation that starts while the first waits, which is the misuse there is.
+  std::atomic<bool> reading_{false};
+  std::atomic<bool> writing_{false};
 };
 
 // One end of a TCP connection on the epoll reactor: a non-blocking socket that waits for

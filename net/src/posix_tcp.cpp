@@ -21,16 +21,18 @@ namespace {
 // destroyed at its suspension point and this destructor runs).
 class InFlight {
  public:
-  InFlight(bool& flag, const char* what) : flag_(flag) {
-    if (flag_) throw UsageError(std::string("deja::net: two concurrent ") + what + "s on one TCP stream; split it and use one task per half");
-    flag_ = true;
+  InFlight(std::atomic<bool>& flag, const char* what) : flag_(flag) {
+    if (flag_.load(std::memory_order_relaxed)) {
+      throw UsageError(std::string("deja::net: two concurrent ") + what + "s on one TCP stream; split it and use one task per half");
+    }
+    flag_.store(true, std::memory_order_relaxed);
   }
-  ~InFlight() { flag_ = false; }
+  ~InFlight() { flag_.store(false, std::memory_order_relaxed); }
   InFlight(const InFlight&) = delete;
   InFlight& operator=(const InFlight&) = delete;
 
  private:
-  bool& flag_;
+  std::atomic<bool>& flag_;
 };
 
 bool would_block(int error) noexcept { return error == EAGAIN || error == EWOULDBLOCK; }
