@@ -165,33 +165,34 @@ Task<std::size_t> UringStream::read(std::span<std::byte> buf) {
   }
 }
 
+namespace {
+
+// What a send's completion means for a writer: the bytes it took, or 0 to submit it again (an
+// interrupted or would-block send). Throws the error otherwise, and EIO for a send of a non-empty
+// buffer that took nothing (retrying that could spin).
+std::size_t uring_sent(std::int32_t n) {
+  if (n > 0) return static_cast<std::size_t>(n);
+  if (n == 0) throw_errno(EIO, "write");
+  if (n == -EINTR || n == -EAGAIN) return 0;
+  if (n == -EXDEV) throw_wrong_runtime();
+  throw_errno(-n, "write");
+}
+
+}  // namespace
+
 Task<std::size_t> UringStream::write(std::span<const std::byte> buf) {
   if (buf.empty()) co_return 0;
   InFlight busy(writing_, "write");
   for (;;) {
     // MSG_NOSIGNAL: a peer that went away is EPIPE here, not a SIGPIPE that kills the process.
-    const std::int32_t n = co_await ring_.send(fd_.get(), buf, MSG_NOSIGNAL);
-    if (n >= 0) co_return static_cast<std::size_t>(n);
-    if (n == -EINTR || n == -EAGAIN) continue;
-    if (n == -EXDEV) throw_wrong_runtime();
-    throw_errno(-n, "write");
+    if (const std::size_t n = uring_sent(co_await ring_.send(fd_.get(), buf, MSG_NOSIGNAL)); n != 0) co_return n;
   }
 }
 
 Task<void> UringStream::write_all(std::span<const std::byte> buf) {
   if (buf.empty()) co_return;
   InFlight busy(writing_, "write");
-  while (!buf.empty()) {
-    const std::int32_t n = co_await ring_.send(fd_.get(), buf, MSG_NOSIGNAL);
-    if (n > 0) {
-      buf = buf.subspan(static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n == 0) throw_errno(EIO, "write");  // a non-empty send never takes nothing
-    if (n == -EINTR || n == -EAGAIN) continue;
-    if (n == -EXDEV) throw_wrong_runtime();
-    throw_errno(-n, "write");
-  }
+  while (!buf.empty()) buf = buf.subspan(uring_sent(co_await ring_.send(fd_.get(), buf, MSG_NOSIGNAL)));
 }
 
 std::unique_ptr<StreamBackend> make_stream(OwnedFd fd, SocketAddr peer) {
