@@ -26,25 +26,29 @@ Task<std::variant<StoredType<Ts>...>> race_impl(std::index_sequence<I...>, Task<
   std::array<BranchWaiter, sizeof...(Ts)> waiters;
   // Branches start in argument order; once one has finished, the rest are never started (a
   // biased select, as Tokio's `biased;`).
-  bool decided = false;
+  std::size_t winner = GroupWait::npos;
   (
       [&] {
-        if (decided) return;
+        if (winner != GroupWait::npos) return;
         std::get<I>(branches) = start_branch(std::move(std::get<I>(pending)));
         waiters[I].branch = std::get<I>(branches).header();
-        decided = waiters[I].branch->is_complete();
+        if (waiters[I].branch->is_complete()) winner = I;
       }(),
       ...);
-  std::size_t winner = GroupWait::npos;
-  {
+  // A branch that finished in its first step decides the race without a wait (timeout's work
+  // that needed no suspension, a select whose ready arm comes early: the common case).
+  if (winner == GroupWait::npos) {
     GroupWait group(waiters, GroupMode::kAny, "race");
     co_await group;
     winner = group.first_finished();
   }
   // The losers are gone before race returns, even those running on another worker right now.
+  // Those suspended where they are aborted are destroyed at once, and then nothing is awaited.
   abort_unfinished(waiters);
-  GroupWait gone(waiters, GroupMode::kAll, "race (cancelling the losers)");
-  co_await gone;
+  if (!all_finished(waiters)) {
+    GroupWait gone(waiters, GroupMode::kAll, "race (cancelling the losers)");
+    co_await gone;
+  }
   // Several may have finished by themselves before the rest were cancelled (on the multi-thread
   // runtime they run at once): the first in argument order wins, so that timeout, which puts the
   // work before its deadline, never drops work that finished (bytes a read took) for a deadline

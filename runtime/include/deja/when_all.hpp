@@ -31,8 +31,10 @@ Task<std::tuple<StoredType<Ts>...>> when_all_impl(std::index_sequence<I...>, Tas
   if (failed != GroupWait::npos) {
     // The other branches are gone before the first failure is rethrown.
     abort_unfinished(waiters);
-    GroupWait gone(waiters, GroupMode::kAll, "when_all (cancelling the other branches)");
-    co_await gone;
+    if (!all_finished(waiters)) {
+      GroupWait gone(waiters, GroupMode::kAll, "when_all (cancelling the other branches)");
+      co_await gone;
+    }
     ((I == failed ? (void)std::get<I>(branches).handle().take_finished() : (void)0), ...);
   }
   co_return std::tuple<StoredType<Ts>...>{take_stored<Ts>(std::get<I>(branches).handle())...};
@@ -63,8 +65,10 @@ Task<std::vector<detail::StoredType<T>>> when_all(std::vector<Task<T>> tasks) {
   }
   if (failed != detail::GroupWait::npos) {
     detail::abort_unfinished(waiters);
-    detail::GroupWait gone(waiters, detail::GroupMode::kAll, "when_all (cancelling the other branches)");
-    co_await gone;
+    if (!detail::all_finished(waiters)) {
+      detail::GroupWait gone(waiters, detail::GroupMode::kAll, "when_all (cancelling the other branches)");
+      co_await gone;
+    }
     branches[failed].handle().take_finished();
   }
   std::vector<detail::StoredType<T>> results;

@@ -158,4 +158,13 @@ inline void abort_unfinished(std::span<BranchWaiter> waiters) noexcept {
   }
 }
 
+// Whether every started branch among `waiters` has finished (a GroupWait in kAll mode would not
+// suspend): lets a combinator skip building one for the common case.
+inline bool all_finished(std::span<const BranchWaiter> waiters) noexcept {
+  for (const BranchWaiter& w : waiters) {
+    if (w.branch != nullptr && !w.branch->is_complete()) return false;
+  }
+  return true;
+}
+
 }  // namespace deja::detail
