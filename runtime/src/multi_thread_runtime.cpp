@@ -190,6 +190,11 @@ struct MtShared {
     const std::uint64_t s = idle_state.load(std::memory_order_seq_cst);
     return searching(s) == 0 && unparked(s) < n;
   }
+  // notify_should_wake without the fence: may miss a worker that parked a moment ago.
+  bool maybe_idle() const noexcept {
+    const std::uint64_t s = idle_state.load(std::memory_order_relaxed);
+    return searching(s) == 0 && unparked(s) < n;
+  }
   inline void notify_parked() noexcept;
   bool transition_to_searching() noexcept {
     const std::uint64_t s = idle_state.load(std::memory_order_seq_cst);
@@ -287,6 +292,9 @@ struct MtWorker {
   bool collecting = false;
   std::uint32_t tick = 0;
   TaskHeader* running = nullptr;
+  // `running` yielded during its step (yield_current): requeue it once the step ends. Only this
+  // worker's thread reads or writes it, so a yield costs no atomic step of its own.
+  bool yield_requested = false;
   std::uint32_t spawned = 1;  // this worker's id stream
   Xoshiro rng;
   TaskHeader* overflow[StealQueue::kCapacity / 2 + 1] = {};
@@ -659,33 +667,42 @@ void MtWorker::poll(TaskHeader* t, bool claimed) noexcept {
   }
   TaskHeader* const saved_task = tls_current_task;
   TaskHeader* const saved_running = running;
+  const bool saved_yield = yield_requested;  // a nested step (a branch's first) has its own
   tls_current_task = t;
   running = t;
+  yield_requested = false;
   {
     HoldHere hold(t);
     t->resume_point.resume();
   }
+  const bool yielded = yield_requested;
   tls_current_task = saved_task;
   running = saved_running;
+  yield_requested = saved_yield;
   bump(tasks_run);
   // The task has suspended (or finished). Wakes and aborts that arrived while it ran only marked
   // it; deciding what that means and leaving the running state is one atomic step, so none is lost.
   s = t->state.load(std::memory_order_acquire);
   for (;;) {
-    if (s & kComplete) {
+    // A yield reads as a wake that arrived while it ran; the request itself is never stored.
+    const std::uint32_t seen = yielded ? s | kNotified : s;
+    if (seen & kComplete) {
       shared->finish(t, this);
       return;
     }
-    if (s & kCancelled) {
+    if (seen & kCancelled) {
       destroy_held_here(t);
       shared->finish(t, this);
       return;
     }
-    if (s & kNotified) {
+    if (seen & kNotified) {
       if (t->state.compare_exchange_weak(s, (s & ~(kRunning | kNotified)) | kScheduled, std::memory_order_acq_rel)) {
-        // Woken while running (a yield among others): behind the tasks already queued.
+        // Woken while running (a yield among others): behind the tasks already queued. It was
+        // runnable work already, so an idle sibling is woken only if the idle state, read without
+        // the fence, shows one; one that parked just now is seen by maintenance's fenced look
+        // (every event_interval ticks). Tokio fences here on every yield.
         push_local(t);
-        if (!searching && queue.size() > 1) shared->notify_parked();
+        if (!searching && queue.size() > 1 && shared->maybe_idle()) shared->notify_parked();
         return;
       }
       continue;
@@ -1010,6 +1027,15 @@ void MultiThreadRuntime::wake(TaskHeader* t) noexcept {
   }
   shared_->push_inject(&t, 1);
   shared_->notify_parked();
+}
+
+void MultiThreadRuntime::yield_current(TaskHeader* t) noexcept {
+  MtWorker* w = worker_of(shared_.get());
+  if (w != nullptr && w->running == t) {
+    w->yield_requested = true;
+    return;
+  }
+  wake(t);
 }
 
 void MultiThreadRuntime::abort(TaskHeader* t) noexcept {

@@ -96,6 +96,7 @@ class MultiThreadRuntime final : public Scheduler, public TimeDriver, public IoD
   void spawn(detail::TaskHeader* task) override;
   void spawn_inline(detail::TaskHeader* task) override;
   void wake(detail::TaskHeader* task) noexcept override;
+  void yield_current(detail::TaskHeader* task) noexcept override;
   void abort(detail::TaskHeader* task) noexcept override;
   void abort_now(detail::TaskHeader* task) noexcept override;
   // TimeDriver

@@ -28,6 +28,13 @@ class Scheduler {
   // task that is running marks it to run again once it has suspended. Thread-safe.
   virtual void wake(detail::TaskHeader* task) noexcept = 0;
 
+  // The running task `task` (this thread's current one) yields: it runs again once every task
+  // already ready has had a turn. Called from the yield's await_suspend, so the task suspends
+  // right after. The default is wake(), which marks a running task to run again; a scheduler may
+  // record the request where only its own thread looks instead (the multi-thread runtime does, and
+  // so spares an atomic read-modify-write of the task's state).
+  virtual void yield_current(detail::TaskHeader* task) noexcept { wake(task); }
+
   // Requests cancellation: the task is destroyed at its current suspension point (RAII unwinds
   // it), or never started if it had not started. A suspended task that is not queued is destroyed
   // before abort returns when called on the scheduler's thread; otherwise when the scheduler next

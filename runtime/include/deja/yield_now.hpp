@@ -10,8 +10,9 @@ namespace deja {
 struct [[nodiscard]] YieldNow {
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) const noexcept {
-    // Waking a running task marks it to run again once it has suspended, behind the others.
-    detail::wake(detail::park_current(h, "yield"));
+    // The scheduler requeues it once it has suspended, behind the others.
+    detail::TaskHeader* t = detail::park_current(h, "yield");
+    t->scheduler->yield_current(t);
   }
   void await_resume() const noexcept {}
 };
