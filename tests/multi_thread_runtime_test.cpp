@@ -354,6 +354,33 @@ TEST_CASE("a wake storm from outside threads loses no wake-up", "[mt]") {
   REQUIRE(rt.block_on(join_all(&handles)) == receivers * threads * per);
 }
 
+TEST_CASE("yield_now on the multi thread runtime requeues the task behind the other ready ones", "[mt]") {
+  // One worker, so the order is the scheduler's alone. A yield is a flag the worker reads when the
+  // step ends: were it lost, the yielder would never run again (the test would hang); were it run
+  // at once instead of requeued, one id would repeat.
+  deja::MultiThreadRuntime rt(with_workers(1));
+  auto body = []() -> deja::Task<std::vector<int>> {
+    auto order = std::make_shared<std::vector<int>>();
+    auto worker = [](std::shared_ptr<std::vector<int>> o, int id) -> deja::Task<void> {
+      for (int i = 0; i < 50; ++i) {
+        o->push_back(id);
+        co_await deja::yield_now();
+      }
+    };
+    auto a = deja::spawn(worker(order, 1));
+    auto b = deja::spawn(worker(order, 2));
+    co_await a;
+    co_await b;
+    co_return *order;
+  };
+  const std::vector<int> order = rt.block_on(body());
+  REQUIRE(order.size() == 100);
+  for (std::size_t i = 1; i < order.size(); ++i) {
+    INFO("position " << i);
+    REQUIRE(order[i] != order[i - 1]);
+  }
+}
+
 TEST_CASE("abort from another thread destroys a task at its suspension point", "[mt]") {
   deja::MultiThreadRuntime rt(with_workers(2));
   std::atomic<int> dropped{0};

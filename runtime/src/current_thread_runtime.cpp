@@ -101,6 +101,15 @@ void CurrentThreadRuntime::wake(TaskHeader* t) noexcept {
   make_ready(t);
 }
 
+void CurrentThreadRuntime::yield_current(TaskHeader* t) noexcept {
+  // Its tasks run only on the owner's thread, inside tasks_.run.
+  if (on_owner_thread()) {
+    tasks_.request_yield();
+    return;
+  }
+  wake(t);
+}
+
 void CurrentThreadRuntime::abort(TaskHeader* t) noexcept {
   if (!on_owner_thread()) {
     t->retain();

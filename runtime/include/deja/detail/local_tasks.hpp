@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "deja/detail/task_header.hpp"
 
@@ -98,21 +99,31 @@ class LocalTasks {
       return false;
     }
     TaskHeader* saved = tls_current_task;
+    const bool saved_yield = yield_requested_;  // a nested step (a branch's first) has its own
     tls_current_task = t;
+    yield_requested_ = false;
     t->resume_point.resume();
     tls_current_task = saved;
+    const bool yielded = std::exchange(yield_requested_, saved_yield);
     s = t->state.load(std::memory_order_acquire);
     if (s & kComplete) {
       finish(t);
       return false;
     }
-    t->state.fetch_and(~(kRunning | kNotified), std::memory_order_relaxed);
-    if (s & kNotified) {
-      t->state.fetch_or(kScheduled, std::memory_order_relaxed);
+    if (yielded || (s & kNotified)) {
+      // Woken (or yielded) while running: back in the queue, in one atomic step.
+      while (!t->state.compare_exchange_weak(s, (s & ~(kRunning | kNotified)) | kScheduled, std::memory_order_relaxed)) {
+      }
       return true;
     }
+    t->state.fetch_and(~(kRunning | kNotified), std::memory_order_relaxed);
     return false;
   }
+
+  // The running task yields (Scheduler::yield_current): run() requeues it when its step ends, as
+  // if it had been woken, without the read-modify-write of its state that a wake costs. Only on
+  // the owner's thread, during run().
+  void request_yield() noexcept { yield_requested_ = true; }
 
   // Destroys `t` if it has not finished (a crash or shutdown) and drops it.
   void destroy(TaskHeader* t) noexcept {
@@ -137,6 +148,7 @@ class LocalTasks {
   std::size_t count_ = 0;
   TaskHeader* head_ = nullptr;
   std::uint32_t next_id_ = 1;
+  bool yield_requested_ = false;
 };
 
 }  // namespace deja::detail
