@@ -731,7 +731,12 @@ void MtWorker::schedule_local(TaskHeader* t, bool use_lifo) noexcept {
     if (t == nullptr) return;
   }
   push_local(t);
-  if (!searching && !collecting) shared->notify_parked();
+  // The fence of notify_parked only when the idle state, read relaxed, shows an idle sibling. A
+  // sibling parking at this very moment can be missed: the task is still run (here), and the
+  // sibling is woken by the next push that sees it or by maintenance's fenced look (every
+  // event_interval tasks). Every spawn from a task pushes the LIFO slot's previous task, so this
+  // fence was about an eighth of spawn_join.
+  if (!searching && !collecting && shared->maybe_idle()) shared->notify_parked();
 }
 
 void MtWorker::park() noexcept {
