@@ -71,7 +71,8 @@ void CurrentThreadRuntime::spawn(TaskHeader* t) {
     return;
   }
   tasks_.admit(t);
-  make_ready(t);
+  detail::LocalTasks::schedule_new(t);
+  ready_.push(t);
 }
 
 void CurrentThreadRuntime::make_ready(TaskHeader* t) {
@@ -84,8 +85,7 @@ void CurrentThreadRuntime::spawn_inline(TaskHeader* t) {
     return;
   }
   tasks_.admit(t);
-  t->state.fetch_or(detail::kScheduled, std::memory_order_relaxed);
-  if (tasks_.run(t)) ready_.push(t);
+  if (tasks_.run_new(t)) ready_.push(t);
 }
 
 void CurrentThreadRuntime::wake(TaskHeader* t) noexcept {

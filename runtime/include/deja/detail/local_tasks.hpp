@@ -82,6 +82,12 @@ class LocalTasks {
     if (t->is_complete()) t->release();  // destroyed in the queue by abort_now
   }
 
+  // Marks a task that admit() just took ready (the caller queues it). Nobody else can see it yet
+  // (its JoinHandle is not returned), so a plain store does, where a wake needs an atomic step.
+  static void schedule_new(TaskHeader* t) noexcept {
+    t->state.store(t->state.load(std::memory_order_relaxed) | kScheduled, std::memory_order_relaxed);
+  }
+
   // Runs a ready task until it suspends or finishes (a cancelled one is destroyed instead).
   // Returns true if it must be queued again.
   bool run(TaskHeader* t) noexcept {
@@ -98,26 +104,14 @@ class LocalTasks {
       finish(t);
       return false;
     }
-    TaskHeader* saved = tls_current_task;
-    const bool saved_yield = yield_requested_;  // a nested step (a branch's first) has its own
-    tls_current_task = t;
-    yield_requested_ = false;
-    t->resume_point.resume();
-    tls_current_task = saved;
-    const bool yielded = std::exchange(yield_requested_, saved_yield);
-    s = t->state.load(std::memory_order_acquire);
-    if (s & kComplete) {
-      finish(t);
-      return false;
-    }
-    if (yielded || (s & kNotified)) {
-      // Woken (or yielded) while running: back in the queue, in one atomic step.
-      while (!t->state.compare_exchange_weak(s, (s & ~(kRunning | kNotified)) | kScheduled, std::memory_order_relaxed)) {
-      }
-      return true;
-    }
-    t->state.fetch_and(~(kRunning | kNotified), std::memory_order_relaxed);
-    return false;
+    return step(t);
+  }
+
+  // Runs the first step of a task that admit() just took, at once (spawn_inline). Unseen by
+  // anyone else, it is claimed with a plain store instead of run()'s exchange.
+  bool run_new(TaskHeader* t) noexcept {
+    t->state.store(t->state.load(std::memory_order_relaxed) | kRunning | kStarted, std::memory_order_relaxed);
+    return step(t);
   }
 
   // The running task yields (Scheduler::yield_current): run() requeues it when its step ends, as
@@ -135,12 +129,39 @@ class LocalTasks {
   }
 
  private:
+  // Resumes a claimed (kRunning) task until it suspends or finishes. Returns true if it must be
+  // queued again.
+  bool step(TaskHeader* t) noexcept {
+    TaskHeader* saved = tls_current_task;
+    const bool saved_yield = yield_requested_;  // a nested step (a branch's first) has its own
+    tls_current_task = t;
+    yield_requested_ = false;
+    t->resume_point.resume();
+    tls_current_task = saved;
+    const bool yielded = std::exchange(yield_requested_, saved_yield);
+    std::uint32_t s = t->state.load(std::memory_order_acquire);
+    if (s & kComplete) {
+      finish(t);
+      return false;
+    }
+    if (yielded || (s & kNotified)) {
+      // Woken (or yielded) while running: back in the queue, in one atomic step.
+      while (!t->state.compare_exchange_weak(s, (s & ~(kRunning | kNotified)) | kScheduled, std::memory_order_relaxed)) {
+      }
+      return true;
+    }
+    t->state.fetch_and(~(kRunning | kNotified), std::memory_order_relaxed);
+    return false;
+  }
+
+  // Takes a finished task off the live list and drops the scheduler's reference. Its scheduling
+  // bits may stay set: every transition (here and in the simulator) looks at kComplete first,
+  // and clearing them cost an atomic step per task.
   void finish(TaskHeader* t) noexcept {
     if (t->live_prev) t->live_prev->live_next = t->live_next; else head_ = t->live_next;
     if (t->live_next) t->live_next->live_prev = t->live_prev;
     t->live_prev = t->live_next = nullptr;
     --count_;
-    t->state.fetch_and(~(kRunning | kScheduled | kNotified), std::memory_order_relaxed);
     t->release();
   }
 
