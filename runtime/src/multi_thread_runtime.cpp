@@ -236,7 +236,9 @@ struct MtShared {
   inline void admit(TaskHeader* t, MtWorker* w);
   // Takes a finished (or destroyed) task off the live lists and drops the scheduler's reference;
   // `w` is the calling worker, or null.
-  inline void finish(TaskHeader* t, MtWorker* w) noexcept;
+  // `unpublished`: it finished in its first step, run by spawn_inline on `w` (kUnpublished), so
+  // nobody else holds or can take a reference: the scheduler's goes without an atomic step.
+  inline void finish(TaskHeader* t, MtWorker* w, bool unpublished = false) noexcept;
   std::size_t live_tasks() const noexcept;
 
   // --- time ---
@@ -426,7 +428,7 @@ inline void MtShared::admit(TaskHeader* t, MtWorker* w) {
   outside.push(t);
 }
 
-inline void MtShared::finish(TaskHeader* t, MtWorker* w) noexcept {
+inline void MtShared::finish(TaskHeader* t, MtWorker* w, bool unpublished) noexcept {
   // kRunning and kScheduled may stay set: every transition looks at kComplete first.
   if (t->owner == 0) {
     {
@@ -441,6 +443,12 @@ inline void MtShared::finish(TaskHeader* t, MtWorker* w) noexcept {
   if (home == w) {
     w->live.unlink(t);
     w->return_admission();
+    if (unpublished) {
+      // Its JoinHandle (the other reference), not returned yet, is released later on this thread
+      // or, after the handle has moved through a queue or a lock, on another.
+      t->refs.store(t->refs.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+      return;
+    }
     t->release();
     return;
   }
@@ -728,7 +736,7 @@ void MtWorker::poll(TaskHeader* t, bool claimed) noexcept {
     // A yield reads as a wake that arrived while it ran; the request itself is never stored.
     const std::uint32_t seen = yielded ? s | kNotified : s;
     if (seen & kComplete) {
-      shared->finish(t, this);
+      shared->finish(t, this, (seen & kUnpublished) != 0);
       return;
     }
     if (seen & kCancelled) {
@@ -737,7 +745,7 @@ void MtWorker::poll(TaskHeader* t, bool claimed) noexcept {
       return;
     }
     if (seen & kNotified) {
-      if (t->state.compare_exchange_weak(s, (s & ~(kRunning | kNotified)) | kScheduled, std::memory_order_acq_rel)) {
+      if (t->state.compare_exchange_weak(s, (s & ~(kRunning | kNotified | kUnpublished)) | kScheduled, std::memory_order_acq_rel)) {
         // Woken while running (a yield among others): behind the tasks already queued. It was
         // runnable work already, so an idle sibling is woken only if the idle state, read without
         // the fence, shows one; one that parked just now is seen by maintenance's fenced look
@@ -748,7 +756,7 @@ void MtWorker::poll(TaskHeader* t, bool claimed) noexcept {
       }
       continue;
     }
-    if (t->state.compare_exchange_weak(s, s & ~kRunning, std::memory_order_acq_rel)) return;
+    if (t->state.compare_exchange_weak(s, s & ~(kRunning | kUnpublished), std::memory_order_acq_rel)) return;
   }
 }
 
@@ -1052,7 +1060,8 @@ void MultiThreadRuntime::spawn_inline(TaskHeader* t) {
   }
   shared_->admit(t, w);
   // Nobody else can see the task yet (its JoinHandle is not returned): a plain store claims it.
-  t->state.store(t->state.load(std::memory_order_relaxed) | detail::kRunning | detail::kStarted, std::memory_order_relaxed);
+  t->state.store(t->state.load(std::memory_order_relaxed) | detail::kRunning | detail::kStarted | detail::kUnpublished,
+                 std::memory_order_relaxed);
   w->poll(t, true);
 }
 

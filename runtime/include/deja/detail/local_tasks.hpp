@@ -110,7 +110,7 @@ class LocalTasks {
   // Runs the first step of a task that admit() just took, at once (spawn_inline). Unseen by
   // anyone else, it is claimed with a plain store instead of run()'s exchange.
   bool run_new(TaskHeader* t) noexcept {
-    t->state.store(t->state.load(std::memory_order_relaxed) | kRunning | kStarted, std::memory_order_relaxed);
+    t->state.store(t->state.load(std::memory_order_relaxed) | kRunning | kStarted | kUnpublished, std::memory_order_relaxed);
     return step(t);
   }
 
@@ -146,11 +146,11 @@ class LocalTasks {
     }
     if (yielded || (s & kNotified)) {
       // Woken (or yielded) while running: back in the queue, in one atomic step.
-      while (!t->state.compare_exchange_weak(s, (s & ~(kRunning | kNotified)) | kScheduled, std::memory_order_relaxed)) {
+      while (!t->state.compare_exchange_weak(s, (s & ~(kRunning | kNotified | kUnpublished)) | kScheduled, std::memory_order_relaxed)) {
       }
       return true;
     }
-    t->state.fetch_and(~(kRunning | kNotified), std::memory_order_relaxed);
+    t->state.fetch_and(~(kRunning | kNotified | kUnpublished), std::memory_order_relaxed);
     return false;
   }
 

@@ -35,6 +35,12 @@ enum TaskStateBits : std::uint32_t {
   kFailed = 1u << 9,         // finished by throwing
   kDestroyed = 1u << 10,     // destroyed before it finished (abort, crash, shutdown)
   kFrameGone = 1u << 11,     // the coroutine frame was destroyed; only the prefix block remains
+  // In its first step, run at once by spawn_inline: its JoinHandle is not returned yet, so no
+  // other thread can register a join waiter, abort it or take a reference. At most a wake marks
+  // it (kNotified), which completion makes moot. Its scheduler clears the bit when that step
+  // suspends (in the read-modify-write that ends it); a task that finishes within it completes,
+  // and is released, without an atomic read-modify-write.
+  kUnpublished = 1u << 12,
 };
 
 // Unit stands for "no value" where a type is needed (Task<void> results in when_all and race).
@@ -275,6 +281,10 @@ inline void unregister_join_waiter(TaskHeader* t) noexcept {
 inline void complete_task(TaskHeader* t, std::uint32_t outcome) noexcept {
   const std::uint32_t done = kComplete | kFrameGone | outcome;
   std::uint32_t s = t->state.load(std::memory_order_relaxed);
+  if (s & kUnpublished) {  // nobody waits or can start to: a plain store (release: the result)
+    t->state.store(s | done, std::memory_order_release);
+    return;
+  }
   // Nobody waits (the common case for a detached task or a branch seen finished at once):
   // completing is one atomic step, and a waiter registering concurrently sees kComplete.
   while (!(s & kJoinWaiter)) {
