@@ -123,6 +123,14 @@ void CurrentThreadRuntime::abort(TaskHeader* t) noexcept {
   if (tasks_.abort(t)) ready_.push(t);
 }
 
+void CurrentThreadRuntime::abort_branch(TaskHeader* t) noexcept {
+  if (!on_owner_thread()) {
+    abort(t);
+    return;
+  }
+  if (tasks_.abort(t, true)) ready_.push(t);
+}
+
 void CurrentThreadRuntime::abort_now(TaskHeader* t) noexcept {
   if (!on_owner_thread()) {
     abort(t);

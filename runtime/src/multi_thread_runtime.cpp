@@ -1095,8 +1095,15 @@ void MultiThreadRuntime::yield_current(TaskHeader* t) noexcept {
   wake(t);
 }
 
-void MultiThreadRuntime::abort(TaskHeader* t) noexcept {
+void MultiThreadRuntime::abort(TaskHeader* t) noexcept { abort_task(t, false); }
+
+void MultiThreadRuntime::abort_branch(TaskHeader* t) noexcept { abort_task(t, true); }
+
+void MultiThreadRuntime::abort_task(TaskHeader* t, bool branch) noexcept {
   MtWorker* w = worker_of(shared_.get());
+  // A branch's parent holds its only handle: claimed, it completes and is released (when its
+  // home is this worker) without atomic steps (kUnpublished).
+  const std::uint32_t claim = detail::kCancelled | detail::kRunning | (branch ? detail::kUnpublished : 0u);
   std::uint32_t s = t->state.load(std::memory_order_relaxed);
   for (;;) {
     if (s & (detail::kComplete | detail::kCancelled)) return;
@@ -1107,9 +1114,9 @@ void MultiThreadRuntime::abort(TaskHeader* t) noexcept {
     }
     if (w != nullptr) {
       // Suspended and idle: claim it as running (wakes then only mark it) and destroy it now.
-      if (t->state.compare_exchange_weak(s, s | detail::kCancelled | detail::kRunning, std::memory_order_acq_rel)) {
+      if (t->state.compare_exchange_weak(s, s | claim, std::memory_order_acq_rel)) {
         detail::destroy_held_here(t);
-        shared_->finish(t, w);
+        shared_->finish(t, w, branch);
         return;
       }
       continue;

@@ -94,6 +94,7 @@ class CurrentThreadRuntime final : public Scheduler, public TimeDriver, public I
   void spawn_inline(detail::TaskHeader* task) override;
   void wake(detail::TaskHeader* task) noexcept override;
   void yield_current(detail::TaskHeader* task) noexcept override;
+  void abort_branch(detail::TaskHeader* task) noexcept override;
   void abort(detail::TaskHeader* task) noexcept override;
   void abort_now(detail::TaskHeader* task) noexcept override;
   // TimeDriver

@@ -97,6 +97,7 @@ class MultiThreadRuntime final : public Scheduler, public TimeDriver, public IoD
   void spawn_inline(detail::TaskHeader* task) override;
   void wake(detail::TaskHeader* task) noexcept override;
   void yield_current(detail::TaskHeader* task) noexcept override;
+  void abort_branch(detail::TaskHeader* task) noexcept override;
   void abort(detail::TaskHeader* task) noexcept override;
   void abort_now(detail::TaskHeader* task) noexcept override;
   // TimeDriver
@@ -113,6 +114,7 @@ class MultiThreadRuntime final : public Scheduler, public TimeDriver, public IoD
   void execute(std::function<void()> job) override;
 
  private:
+  void abort_task(detail::TaskHeader* task, bool branch) noexcept;
   friend struct detail::MtWorker;
   // Blocks the calling (non-worker) thread until `task` has completed.
   void wait_for(detail::TaskHeader* task);

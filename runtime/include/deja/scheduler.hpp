@@ -41,6 +41,12 @@ class Scheduler {
   // reaches it. Thread-safe.
   virtual void abort(detail::TaskHeader* task) noexcept = 0;
 
+  // abort() of a combinator's branch by its parent, which is running and holds the branch's only
+  // JoinHandle, with no join waiter registered: nobody else can wait on the branch or take a
+  // reference to it, so a suspended one may be completed and released without atomic steps. The
+  // default is abort().
+  virtual void abort_branch(detail::TaskHeader* task) noexcept { abort(task); }
+
   // Aborts `task` and returns once its frame is gone: also when it is queued to run (it is
   // destroyed in place and its queue only drops it) or running on another worker (its current
   // step ends first, and this waits for that). Combinators drop their unfinished branches this

@@ -154,7 +154,7 @@ inline void abort_unfinished(std::span<BranchWaiter> waiters) noexcept {
     w.finished = false;
     w.group = nullptr;
     TaskHeader* t = w.branch;
-    if (t != nullptr && !t->is_complete()) t->scheduler->abort(t);
+    if (t != nullptr && !t->is_complete()) t->scheduler->abort_branch(t);
   }
 }
 

@@ -46,12 +46,14 @@ class LocalTasks {
   }
 
   // Requests cancellation. A suspended task that is not queued is destroyed now; otherwise it is
-  // marked, and the caller must queue it when this returns true.
-  bool abort(TaskHeader* t) noexcept {
+  // marked, and the caller must queue it when this returns true. `branch`: Scheduler::abort_branch
+  // (no other thread can touch the state then, so it is claimed, and completes, with plain stores).
+  bool abort(TaskHeader* t, bool branch = false) noexcept {
     const std::uint32_t s = t->state.load(std::memory_order_relaxed);
     if (s & (kComplete | kCancelled)) return false;
     if (!(s & (kRunning | kScheduled))) {
-      t->state.fetch_or(kCancelled | kRunning, std::memory_order_relaxed);
+      if (branch) t->state.store(s | kCancelled | kRunning | kUnpublished, std::memory_order_relaxed);
+      else t->state.fetch_or(kCancelled | kRunning, std::memory_order_relaxed);
       destroy_unfinished(t);
       finish(t);
       return false;
