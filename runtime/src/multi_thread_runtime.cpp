@@ -239,6 +239,8 @@ struct MtShared {
   // `unpublished`: it finished in its first step, run by spawn_inline on `w` (kUnpublished), so
   // nobody else holds or can take a reference: the scheduler's goes without an atomic step.
   inline void finish(TaskHeader* t, MtWorker* w, bool unpublished = false) noexcept;
+  // finish() away from the task's home worker, or of a task spawned from outside.
+  [[gnu::noinline]] void finish_elsewhere(TaskHeader* t, MtWorker* w) noexcept;
   std::size_t live_tasks() const noexcept;
 
   // --- time ---
@@ -430,6 +432,24 @@ inline void MtShared::admit(TaskHeader* t, MtWorker* w) {
 
 inline void MtShared::finish(TaskHeader* t, MtWorker* w, bool unpublished) noexcept {
   // kRunning and kScheduled may stay set: every transition looks at kComplete first.
+  if (w == nullptr || t->owner != w->index + 1) {
+    finish_elsewhere(t, w);
+    return;
+  }
+  // At home, the common case, kept small enough to inline.
+  w->live.unlink(t);
+  w->return_admission();
+  if (unpublished) {
+    // The other reference is the JoinHandle's, held by the task running here now (the spawner,
+    // or the parent aborting a branch): released later on this thread or, after the handle has
+    // moved through a queue or a lock, on another.
+    t->refs.store(t->refs.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    return;
+  }
+  t->release();
+}
+
+void MtShared::finish_elsewhere(TaskHeader* t, MtWorker* w) noexcept {
   if (t->owner == 0) {
     {
       std::lock_guard lock(outside_lock);
@@ -440,15 +460,9 @@ inline void MtShared::finish(TaskHeader* t, MtWorker* w, bool unpublished) noexc
     return;
   }
   MtWorker* home = workers[t->owner - 1].get();
-  if (home == w) {
+  if (home == w) {  // w is null only for the destructor's sweep, which passes the home worker
     w->live.unlink(t);
     w->return_admission();
-    if (unpublished) {
-      // Its JoinHandle (the other reference), not returned yet, is released later on this thread
-      // or, after the handle has moved through a queue or a lock, on another.
-      t->refs.store(t->refs.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-      return;
-    }
     t->release();
     return;
   }
