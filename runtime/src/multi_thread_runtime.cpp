@@ -459,14 +459,10 @@ void MtShared::finish_elsewhere(TaskHeader* t, MtWorker* w) noexcept {
     t->release();
     return;
   }
+  // Away from home (finish() takes the home case, the destructor's sweep included, since it
+  // passes the home worker). Only its home worker touches its list: hand it back, with the
+  // scheduler's reference.
   MtWorker* home = workers[t->owner - 1].get();
-  if (home == w) {  // w is null only for the destructor's sweep, which passes the home worker
-    w->live.unlink(t);
-    w->return_admission();
-    t->release();
-    return;
-  }
-  // Only its home worker touches its list: hand it back, with the scheduler's reference.
   if (w != nullptr) {
     w->hand_back_later(t, t->owner - 1);
     return;
