@@ -300,6 +300,9 @@ deja::Task<void> counter_conn(std::shared_ptr<Counter> c, std::unique_ptr<Stream
       const std::uint64_t id = std::stoull(buf.substr(0, nl));
       buf.erase(0, nl + 1);
       if (!c->dedup || c->applied.insert(id).second) ++c->value;
+      // The answer takes a while (a disk write, say): a fault that starts meanwhile delays it
+      // past the client's timeout, which then retries what was already applied.
+      co_await deja::sleep(std::chrono::milliseconds(deja::random_below(300)));
       co_await write_all(*s, std::to_string(c->value) + "\n");
     }
   }

@@ -88,6 +88,29 @@ deja::Task<void> abort_a_racing_task() {
   DEJA_ASSERT(live == 0);
 }
 
+// Sleeps raced against sleeps and a channel: the earliest deadline wins at exactly its instant, a
+// tie goes to the first in argument order whatever order the simulator fires the timers in, and a
+// sender that comes first beats any sleep.
+deja::Task<void> sleeps_race_in_virtual_time() {
+  const auto start = deja::now();
+  auto first = co_await deja::race(deja::sleep(2s), deja::sleep(1s), deja::sleep(3s));
+  DEJA_ASSERT(first.index() == 1);
+  DEJA_ASSERT(deja::now() - start == 1s);
+  auto tie = co_await deja::race(deja::sleep(1s), deja::sleep(1s));
+  DEJA_ASSERT(tie.index() == 0);
+  DEJA_ASSERT(deja::now() - start == 2s);
+  auto [tx, rx] = deja::oneshot::channel<int>();
+  auto sender = deja::spawn([](deja::oneshot::Sender<int> s, std::uint64_t delay_ms) -> deja::Task<void> {
+    co_await deja::sleep(std::chrono::milliseconds(delay_ms));
+    s.send(7);
+  }(std::move(tx), 2 * deja::random_below(1000) + 1));  // odd: never a tie with the 1 s
+  auto got = co_await deja::race(rx.recv(), deja::sleep(1s));
+  const auto waited = deja::now() - start - 2s;
+  DEJA_ASSERT(got.index() == (waited < 1s ? 0u : 1u));
+  DEJA_ASSERT(waited <= 1s);
+  co_await sender;
+}
+
 }  // namespace
 
 TEST_CASE("simulated time jumps to the next timer instead of waiting") {
@@ -161,6 +184,12 @@ TEST_CASE("a task aborted with race branches queued leaves none behind (200 seed
   deja::sim::SweepOptions opts;
   opts.default_seeds = 200;
   REQUIRE(deja::sim::check_seeds(abort_a_racing_task, opts).runs > 0);
+}
+
+TEST_CASE("race waits on sleeps in place, exactly in virtual time (100 seeds)") {
+  deja::sim::SweepOptions opts;
+  opts.default_seeds = 100;
+  REQUIRE(deja::sim::check_seeds(sleeps_race_in_virtual_time, opts).runs > 0);
 }
 
 TEST_CASE("a run past its virtual-time limit fails") {

@@ -274,6 +274,62 @@ TEST_CASE("race returns the index of the first finisher and destroys the losers 
   REQUIRE(rt.live_tasks() == 0);
 }
 
+TEST_CASE("a sleep raced in place costs no task: armed when its turn comes, cancelled when it loses") {
+  AuditedRuntime rt;
+  auto body = [&]() -> deja::Task<void> {
+    const std::size_t before = rt.live_tasks();
+    // The second arm sees what the first left: one armed timer, and no task but itself.
+    auto look = [&]() -> deja::Task<std::size_t> { co_return 100 * rt.armed_timers() + (rt.live_tasks() - before); };
+    auto seen = co_await deja::race(deja::sleep(1h), look());
+    REQUIRE(seen.index() == 1);
+    REQUIRE(std::get<1>(seen) == 101);
+    REQUIRE(rt.armed_timers() == 0);
+    // An arm after a ready one never starts: the sleep's timer is never armed.
+    auto never = co_await deja::race(look(), deja::sleep(1h));
+    REQUIRE(never.index() == 0);
+    REQUIRE(std::get<0>(never) == 1);
+    REQUIRE(rt.armed_timers() == 0);
+    // A sleep already due wins at once, ahead of a ready arm after it.
+    auto due = co_await deja::race(deja::sleep(0ms), fast_value(1));
+    REQUIRE(due.index() == 0);
+    auto past = co_await deja::race(deja::sleep_until(deja::now() - 1ms), fast_value(1));
+    REQUIRE(past.index() == 0);
+    // Sleeps against sleeps: the earliest deadline wins whatever its position.
+    const auto start = SteadyClock::now();
+    auto two = co_await deja::race(deja::sleep(1h), deja::sleep(3ms), deja::sleep(2h));
+    REQUIRE(two.index() == 1);
+    REQUIRE(SteadyClock::now() - start >= 3ms);
+    REQUIRE(rt.armed_timers() == 0);
+    REQUIRE(rt.live_tasks() == before);
+  };
+  rt.block_on(body());
+  REQUIRE(rt.armed_timers() == 0);
+  REQUIRE(rt.live_tasks() == 0);
+}
+
+TEST_CASE("aborting a task suspended in a race on a sleep disarms the sleep's timer") {
+  AuditedRuntime rt;
+  auto racer = [](bool* destroyed) -> deja::Task<void> {
+    co_await deja::race(deja::sleep(3ms), sleeps_for_an_hour(destroyed));
+  };
+  auto body = [&]() -> deja::Task<void> {
+    bool destroyed = false;
+    auto h = deja::spawn(racer(&destroyed));
+    co_await deja::yield_now();
+    REQUIRE(rt.armed_timers() == 2);  // the race's 3 ms, the branch's hour
+    h.abort();
+    const bool cancelled = co_await deja_test::throws_as<deja::TaskCancelled>(h);
+    REQUIRE(cancelled);
+    REQUIRE(destroyed);
+    REQUIRE(rt.armed_timers() == 0);
+    // Past the 3 ms deadline: a stale timer would fire into the destroyed race.
+    co_await deja::sleep(8ms);
+  };
+  rt.block_on(body());
+  REQUIRE(rt.armed_timers() == 0);
+  REQUIRE(rt.live_tasks() == 0);
+}
+
 TEST_CASE("a task aborted while sleeping leaves no timer behind, so block_on does not wait for its deadline") {
   AuditedRuntime rt;
   const auto start = SteadyClock::now();

@@ -5,12 +5,14 @@
 #include <array>
 #include <optional>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
 #include "deja/detail/awaitable_traits.hpp"
 #include "deja/detail/branch.hpp"
 #include "deja/detail/group_wait.hpp"
+#include "deja/detail/timer_branch.hpp"
 #include "deja/errors.hpp"
 #include "deja/task.hpp"
 #include "deja/time.hpp"
@@ -19,20 +21,49 @@ namespace deja {
 
 namespace detail {
 
-template <class... Ts, std::size_t... I>
-Task<std::variant<StoredType<Ts>...>> race_impl(std::index_sequence<I...>, Task<Ts>... tasks) {
-  std::tuple<Task<Ts>...> pending{std::move(tasks)...};
-  std::tuple<Branch<Ts>...> branches;
-  std::array<BranchWaiter, sizeof...(Ts)> waiters;
+// What race makes of an argument (an arm): a Sleep stays one, waited on in place (TimerBranch);
+// anything else becomes a Task, spawned as a branch.
+template <class Arm>
+struct RaceArm;
+template <class T>
+struct RaceArm<Task<T>> {
+  using Result = T;
+  using Branch = detail::Branch<T>;
+};
+template <>
+struct RaceArm<Sleep> {
+  using Result = void;
+  using Branch = TimerBranch;
+};
+
+template <class A>
+auto into_race_arm(A&& a) {
+  if constexpr (std::is_same_v<std::remove_cvref_t<A>, Sleep>) {
+    return Sleep(std::forward<A>(a));
+  } else {
+    return into_task(std::forward<A>(a));
+  }
+}
+
+template <class... Arms, std::size_t... I>
+Task<std::variant<StoredType<typename RaceArm<Arms>::Result>...>> race_impl(std::index_sequence<I...>, Arms... arms) {
+  std::tuple<Arms...> pending{std::move(arms)...};
+  std::tuple<typename RaceArm<Arms>::Branch...> branches;
+  std::array<BranchWaiter, sizeof...(Arms)> waiters;
   // Branches start in argument order; once one has finished, the rest are never started (a
-  // biased select, as Tokio's `biased;`).
+  // biased select, as Tokio's `biased;`). Starting a sleep arms its timer, and no task.
   std::size_t winner = GroupWait::npos;
   (
       [&] {
         if (winner != GroupWait::npos) return;
-        std::get<I>(branches) = start_branch(std::move(std::get<I>(pending)));
-        waiters[I].branch = std::get<I>(branches).header();
-        if (waiters[I].branch->is_complete()) winner = I;
+        if constexpr (std::is_same_v<Arms, Sleep>) {
+          waiters[I].timer = &std::get<I>(branches);
+          if (waiters[I].timer->start(std::move(std::get<I>(pending)))) winner = I;
+        } else {
+          std::get<I>(branches) = start_branch(std::move(std::get<I>(pending)));
+          waiters[I].branch = std::get<I>(branches).header();
+          if (waiters[I].branch->is_complete()) winner = I;
+        }
       }(),
       ...);
   // A branch that finished in its first step decides the race without a wait (timeout's work
@@ -54,20 +85,30 @@ Task<std::variant<StoredType<Ts>...>> race_impl(std::index_sequence<I...>, Task<
   // work before its deadline, never drops work that finished (bytes a read took) for a deadline
   // that fired at the same moment.
   for (std::size_t i = 0; i < waiters.size(); ++i) {
-    TaskHeader* t = waiters[i].branch;
-    if (t != nullptr && t->is_complete() && !t->was_destroyed()) {
+    const BranchWaiter& w = waiters[i];
+    const bool won = w.timer != nullptr ? w.timer->fired() : w.branch != nullptr && w.branch->is_complete() && !w.branch->was_destroyed();
+    if (won) {
       winner = i;
       break;
     }
   }
-  std::optional<std::variant<StoredType<Ts>...>> result;
-  ((I == winner ? (void)result.emplace(std::in_place_index<I>, take_stored<Ts>(std::get<I>(branches).handle())) : (void)0), ...);
+  std::optional<std::variant<StoredType<typename RaceArm<Arms>::Result>...>> result;
+  (
+      [&] {
+        if (I != winner) return;
+        if constexpr (std::is_same_v<Arms, Sleep>) {
+          result.emplace(std::in_place_index<I>, Unit{});
+        } else {
+          result.emplace(std::in_place_index<I>, take_stored<typename RaceArm<Arms>::Result>(std::get<I>(branches).handle()));
+        }
+      }(),
+      ...);
   co_return std::move(*result);
 }
 
 template <class T>
 Task<T> timeout_impl(Duration limit, Task<T> task) {
-  auto result = co_await race_impl(std::index_sequence<0, 1>{}, std::move(task), awaitable_task(sleep(limit)));
+  auto result = co_await race_impl(std::index_sequence<0, 1>{}, std::move(task), sleep(limit));
   if (result.index() == 1) throw TimedOut();
   if constexpr (!std::is_void_v<T>) co_return std::get<0>(std::move(result));
 }
@@ -78,11 +119,12 @@ Task<T> timeout_impl(Duration limit, Task<T> task) {
 // variant whose index is the winner's position (Unit stands for void). If the winner threw, its
 // exception is rethrown. The losers are cancelled, and gone, before race returns. Where several
 // finish before the others are cancelled (threads run them at once), the first in argument order
-// wins and the others' results are dropped.
+// wins and the others' results are dropped. A Sleep argument costs no task: its timer is waited
+// on in place.
 template <class... As>
   requires(sizeof...(As) >= 1)
 auto race(As&&... awaitables) {
-  return detail::race_impl(std::index_sequence_for<As...>{}, detail::into_task(std::forward<As>(awaitables))...);
+  return detail::race_impl(std::index_sequence_for<As...>{}, detail::into_race_arm(std::forward<As>(awaitables))...);
 }
 
 // Runs `awaitable` for at most `limit`: its result, or TimedOut once the limit passes (the work

@@ -29,6 +29,8 @@ using Instant = Clock::time_point;
 
 namespace detail {
 
+class TimerBranch;
+
 // A pending timer, embedded in whatever waits for it. The wheel links `entry`; `fire` is called
 // (on the runtime's thread) once the deadline has passed, after the node is unlinked.
 struct TimerNode : TimerEntry {
@@ -123,6 +125,8 @@ class [[nodiscard]] Sleep {
   void await_resume() const noexcept {}
 
  private:
+  friend class detail::TimerBranch;  // race waits on a sleep in place (detail/timer_branch.hpp)
+
   static void on_fire(detail::TimerNode* n) noexcept { detail::wake(n->task); }
 
   detail::TimerNode node_;

@@ -1,5 +1,7 @@
-// Waiting on several spawned branches at once, the plumbing under when_all, race and timeout: one
-// join waiter per branch, and the parent is woken once the group's condition holds.
+// Waiting on several branches at once, the plumbing under when_all, race and timeout: one waiter
+// per branch, and the parent is woken once the group's condition holds. A branch is a spawned
+// task (joined), or a race's sleep waited on in place (a TimerBranch, which the group attaches to
+// and disarms).
 #pragma once
 
 #include <cassert>
@@ -9,6 +11,7 @@
 #include <span>
 
 #include "deja/detail/task_header.hpp"
+#include "deja/detail/timer_branch.hpp"
 
 namespace deja::detail {
 
@@ -21,23 +24,29 @@ enum class GroupMode : unsigned char {
 class GroupWait;
 
 // The flags come first, so that they sit in the padding at the end of Waiter: two of these fit in
-// 112 bytes, which the compiler zeroes with a few vector stores where more took a `rep stos`, a
+// 128 bytes, which the compiler zeroes with a few vector stores where more took a `rep stos`, a
 // cost race pays on every call.
 struct BranchWaiter : Waiter {
   // Its branch's position is its offset in the group's span.
-  bool registered = false;
+  bool registered = false;  // joined, or (a timer) attached
   bool finished = false;
   GroupWait* group = nullptr;
-  TaskHeader* branch = nullptr;
+  TaskHeader* branch = nullptr;  // a task branch; or
+  TimerBranch* timer = nullptr;  // a timer branch (race's sleep), armed when it started
+
+  bool started() const noexcept { return branch != nullptr || timer != nullptr; }
+  // Finished or gone (a task complete, destroyed included; a timer fired or disarmed). For a
+  // timer on another worker's wheel, only the owner's reads after a disarm are exact.
+  bool settled() const noexcept { return branch != nullptr ? branch->is_complete() : timer != nullptr && timer->settled(); }
 };
-static_assert(sizeof(BranchWaiter) <= 56, "BranchWaiter's flags no longer share Waiter's padding");
+static_assert(sizeof(BranchWaiter) <= 64, "BranchWaiter's flags no longer share Waiter's padding");
 
 // Awaitable. `waiters[i].branch` must be set for every branch (null for a branch not started).
 class GroupWait {
  public:
   GroupWait(std::span<BranchWaiter> waiters, GroupMode mode, const char* what) noexcept
       : waiters_(waiters), mode_(mode), what_(what) {
-    for (const BranchWaiter& w : waiters_) remaining_ += w.branch != nullptr;
+    for (const BranchWaiter& w : waiters_) remaining_ += w.started();
   }
   GroupWait(const GroupWait&) = delete;
   GroupWait& operator=(const GroupWait&) = delete;
@@ -45,19 +54,33 @@ class GroupWait {
 
   bool await_ready() noexcept {
     for (BranchWaiter& w : waiters_) {
-      if (w.branch && w.branch->is_complete()) note_finished(w);
+      if (w.settled()) note_finished(w);
     }
     return satisfied();
   }
 
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     parent_ = park_current(h, what_);
+    // Timers first, outside the lock: one firing on another worker holds its wheel's lock while
+    // it takes this group's (on_branch_finished), and the lock below is not needed for them. One
+    // that fired already counts as finished.
+    for (BranchWaiter& w : waiters_) {
+      if (w.timer == nullptr || w.finished || w.timer->settled()) continue;
+      w.group = this;
+      w.task = parent_;
+      w.notify_fn = &GroupWait::on_branch_finished;
+      w.registered = w.timer->attach(w);
+    }
     // On a multi-thread runtime branches finish on other workers while this registers: the lock
     // orders their notes with these. It is released before unregister_all, which waits for a
     // completer that may itself be waiting for the lock.
     std::unique_lock lock(lock_);
     for (BranchWaiter& w : waiters_) {
-      if (!w.branch || w.finished) continue;
+      if (!w.started() || w.finished) continue;
+      if (w.timer != nullptr) {
+        if (!w.registered) note_finished(w);  // fired before it was attached, or settled before
+        continue;
+      }
       if (w.branch->is_complete()) {
         note_finished(w);
         continue;
@@ -110,7 +133,7 @@ class GroupWait {
     --remaining_;
     const auto index = static_cast<std::size_t>(&w - waiters_.data());
     if (first_ == npos) first_ = index;
-    if ((w.branch->was_destroyed() || w.branch->has_failed()) && first_failed_ == npos) first_failed_ = index;
+    if (w.branch != nullptr && (w.branch->was_destroyed() || w.branch->has_failed()) && first_failed_ == npos) first_failed_ = index;
   }
 
   bool satisfied() const noexcept {
@@ -122,7 +145,8 @@ class GroupWait {
   void unregister_all() noexcept {
     for (BranchWaiter& w : waiters_) {
       if (w.registered) {
-        unregister_join_waiter(w.branch);
+        if (w.timer != nullptr) w.timer->disarm();
+        else unregister_join_waiter(w.branch);
         w.registered = false;
       }
     }
@@ -153,6 +177,7 @@ inline void abort_unfinished(std::span<BranchWaiter> waiters) noexcept {
     assert(!w.registered && !w.linked);
     w.finished = false;
     w.group = nullptr;
+    if (w.timer != nullptr) w.timer->disarm();
     TaskHeader* t = w.branch;
     if (t != nullptr && !t->is_complete()) t->scheduler->abort_branch(t);
   }
@@ -162,7 +187,7 @@ inline void abort_unfinished(std::span<BranchWaiter> waiters) noexcept {
 // suspend): lets a combinator skip building one for the common case.
 inline bool all_finished(std::span<const BranchWaiter> waiters) noexcept {
   for (const BranchWaiter& w : waiters) {
-    if (w.branch != nullptr && !w.branch->is_complete()) return false;
+    if (w.started() && !w.settled()) return false;
   }
   return true;
 }
