@@ -111,6 +111,27 @@ deja::Task<void> sleeps_race_in_virtual_time() {
   co_await sender;
 }
 
+// A receive raced against a sleep that is due at the very instant the message is sent. Whichever
+// the schedule lets finish, nothing is lost: if the receive took the message it wins over the
+// sleep, and if the sleep won the message is still in the channel. Counts the outcomes.
+int g_sleep_won = 0, g_receive_won = 0;
+deja::Task<void> receive_against_a_sleep_due_with_the_message() {
+  auto [tx, rx] = deja::oneshot::channel<int>();
+  auto sender = deja::spawn([](deja::oneshot::Sender<int> s) -> deja::Task<void> {
+    co_await deja::sleep(1s);
+    s.send(7);
+  }(std::move(tx)));
+  auto got = co_await deja::race(deja::sleep(1s), rx.recv());
+  co_await sender;
+  if (got.index() == 1) {
+    DEJA_ASSERT(std::get<1>(got) == 7);
+    ++g_receive_won;
+  } else {
+    DEJA_ASSERT(rx.try_recv() == std::optional<int>(7));
+    ++g_sleep_won;
+  }
+}
+
 }  // namespace
 
 TEST_CASE("simulated time jumps to the next timer instead of waiting") {
@@ -190,6 +211,19 @@ TEST_CASE("race waits on sleeps in place, exactly in virtual time (100 seeds)") 
   deja::sim::SweepOptions opts;
   opts.default_seeds = 100;
   REQUIRE(deja::sim::check_seeds(sleeps_race_in_virtual_time, opts).runs > 0);
+}
+
+TEST_CASE("a receive finished at the instant its race's sleep fires wins, and the schedule explores both outcomes (200 seeds)") {
+  g_sleep_won = g_receive_won = 0;
+  deja::sim::SweepOptions opts;
+  opts.default_seeds = 200;
+  opts.replay_args = deja::sim::current_catch2_test_filter();
+  const auto result = deja::sim::check_seeds(receive_against_a_sleep_due_with_the_message, opts);
+  REQUIRE(result.runs > 0);
+  if (result.runs >= 100) {  // a full sweep, not one replayed seed
+    REQUIRE(g_sleep_won > 0);
+    REQUIRE(g_receive_won > 0);
+  }
 }
 
 TEST_CASE("a run past its virtual-time limit fails") {

@@ -81,17 +81,22 @@ Task<std::variant<StoredType<typename RaceArm<Arms>::Result>...>> race_impl(std:
     co_await gone;
   }
   // Several may have finished by themselves before the rest were cancelled (on the multi-thread
-  // runtime they run at once): the first in argument order wins, so that timeout, which puts the
-  // work before its deadline, never drops work that finished (bytes a read took) for a deadline
-  // that fired at the same moment.
+  // runtime they run at once; a timer fires whenever its driver gets to it). Finished work wins
+  // over a fired sleep, which has nothing to lose, and among work the first in argument order:
+  // so timeout, which puts the work before its deadline, and a race of a receive against a
+  // sleep never drop what the work took (bytes read, a message) for a deadline that fired at the
+  // same moment. Only when no work finished does the first fired sleep win.
+  std::size_t first_work = GroupWait::npos, first_timer = GroupWait::npos;
   for (std::size_t i = 0; i < waiters.size(); ++i) {
     const BranchWaiter& w = waiters[i];
-    const bool won = w.timer != nullptr ? w.timer->fired() : w.branch != nullptr && w.branch->is_complete() && !w.branch->was_destroyed();
-    if (won) {
-      winner = i;
+    if (w.branch != nullptr && w.branch->is_complete() && !w.branch->was_destroyed()) {
+      first_work = i;
       break;
     }
+    if (w.timer != nullptr && first_timer == GroupWait::npos && w.timer->fired()) first_timer = i;
   }
+  if (first_work != GroupWait::npos) winner = first_work;
+  else if (first_timer != GroupWait::npos) winner = first_timer;
   std::optional<std::variant<StoredType<typename RaceArm<Arms>::Result>...>> result;
   (
       [&] {
@@ -118,9 +123,9 @@ Task<T> timeout_impl(Duration limit, Task<T> task) {
 // Runs the arguments (Tasks or any awaitables) concurrently; the first to finish wins. Returns a
 // variant whose index is the winner's position (Unit stands for void). If the winner threw, its
 // exception is rethrown. The losers are cancelled, and gone, before race returns. Where several
-// finish before the others are cancelled (threads run them at once), the first in argument order
-// wins and the others' results are dropped. A Sleep argument costs no task: its timer is waited
-// on in place.
+// finish before the others are cancelled (threads run them at once, a timer fires meanwhile),
+// finished work wins over a fired sleep, and otherwise the first in argument order; the others'
+// results are dropped. A Sleep argument costs no task: its timer is waited on in place.
 template <class... As>
   requires(sizeof...(As) >= 1)
 auto race(As&&... awaitables) {

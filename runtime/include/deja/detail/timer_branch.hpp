@@ -50,7 +50,9 @@ class TimerBranch {
   // w must stay put until disarm().
   bool attach(Waiter& w) noexcept {
     waiter_ = &w;
-    return state_.exchange(kAttached, std::memory_order_acq_rel) != kFired;
+    std::uint8_t expected = kWaiting;
+    // A compare-exchange, not an exchange: a firing that came first must stay seen (fired()).
+    return state_.compare_exchange_strong(expected, kAttached, std::memory_order_acq_rel, std::memory_order_acquire);
   }
 
   // After it returns the timer cannot fire any more, and a firing in progress on another worker
