@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -475,8 +476,8 @@ deja::Task<int> timer_churn(int n) {
 }
 
 // Races sleeps of 0 to 1.5 ms against work that sleeps 0 to 1.2 ms: the race's timers fire on
-// whichever worker drives the timers, before the race waits (while it starts its other arm) or
-// after, and as often lose to work that finished at the same turn.
+// whichever worker drives the timers, while the race waits or as it is woken by its work, and
+// are cancelled when they lose.
 deja::Task<int> work_for(std::chrono::microseconds d) {
   co_await deja::sleep(d);
   co_return 1;
@@ -489,6 +490,35 @@ deja::Task<int> short_sleeps_race_work(int n) {
     slept += winner.index() == 0;
   }
   co_return slept;
+}
+
+// A sleep raced against a receive whose message is sent about when the sleep is due, from a task
+// on whichever worker: whichever arm wins, the message is never lost (finished work beats a fired
+// sleep). Returns how many were lost.
+deja::Task<void> send_after(deja::oneshot::Sender<int> tx, std::chrono::microseconds after, int value) {
+  co_await deja::sleep(after);
+  tx.send(value);
+}
+
+deja::Task<int> receives_against_sleeps(int n) {
+  int lost = 0;
+  for (int i = 0; i < n; ++i) {
+    auto [tx, rx] = deja::oneshot::channel<int>();
+    auto sender = deja::spawn(send_after(std::move(tx), std::chrono::microseconds(500 * (i % 3)), i));
+    auto winner = co_await deja::race(deja::sleep(std::chrono::microseconds(500 * (i % 2))), rx.recv());
+    co_await sender;
+    if (winner.index() == 1) lost += std::get<1>(winner) != i;
+    else lost += rx.try_recv() != std::optional<int>(i);
+  }
+  co_return lost;
+}
+
+deja::Task<int> receives_against_sleeps_on_every_worker(int tasks, int n) {
+  std::vector<deja::JoinHandle<int>> hs;
+  for (int t = 0; t < tasks; ++t) hs.push_back(deja::spawn(receives_against_sleeps(n)));
+  int lost = 0;
+  for (auto& h : hs) lost += co_await h;
+  co_return lost;
 }
 
 deja::Task<int> short_sleep_races_on_every_worker(int tasks, int n) {
@@ -526,7 +556,7 @@ TEST_CASE("race cancels its losing timers across workers", "[mt]") {
   REQUIRE(rt.metrics().timers == 0);
 }
 
-TEST_CASE("a race's sleep fires on another worker before or after the race waits, and none is left armed", "[mt]") {
+TEST_CASE("a race's sleeps fire on whichever worker drives the timers and none is left armed", "[mt]") {
   deja::MultiThreadRuntime rt(with_workers(2));
   constexpr int kTasks = 4, kRaces = 300;
   const int slept = rt.block_on(short_sleep_races_on_every_worker(kTasks, kRaces));
@@ -534,6 +564,13 @@ TEST_CASE("a race's sleep fires on another worker before or after the race waits
   // no wait (one in 5) wins against a sleep that is not due.
   REQUIRE(slept >= kTasks * kRaces / 4);
   REQUIRE(slept < kTasks * kRaces);
+  REQUIRE(rt.metrics().timers == 0);
+  REQUIRE(settles_to_no_tasks(rt));
+}
+
+TEST_CASE("a receive raced against a sleep across workers never loses its message", "[mt]") {
+  deja::MultiThreadRuntime rt(with_workers(2));
+  REQUIRE(rt.block_on(receives_against_sleeps_on_every_worker(4, 300)) == 0);
   REQUIRE(rt.metrics().timers == 0);
   REQUIRE(settles_to_no_tasks(rt));
 }

@@ -3,6 +3,8 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -132,6 +134,25 @@ deja::Task<void> receive_against_a_sleep_due_with_the_message() {
   }
 }
 
+// Work that fails at the instant its race's sleep fires: if it threw before it was cancelled, the
+// race rethrows it rather than answer with the sleep (the simulator fails a run whose exception
+// nobody observed). Counts the outcomes.
+int g_failure_rethrown = 0, g_sleep_won_over_failure = 0;
+deja::Task<int> fails_after_a_second() {
+  co_await deja::sleep(1s);
+  throw std::runtime_error("work failed");
+}
+
+deja::Task<void> failing_work_against_a_sleep_due_with_it() {
+  try {
+    auto got = co_await deja::race(deja::sleep(1s), fails_after_a_second());
+    DEJA_ASSERT(got.index() == 0);
+    ++g_sleep_won_over_failure;
+  } catch (const std::runtime_error&) {
+    ++g_failure_rethrown;
+  }
+}
+
 }  // namespace
 
 TEST_CASE("simulated time jumps to the next timer instead of waiting") {
@@ -223,6 +244,19 @@ TEST_CASE("a receive finished at the instant its race's sleep fires wins, and th
   if (result.runs >= 100) {  // a full sweep, not one replayed seed
     REQUIRE(g_sleep_won > 0);
     REQUIRE(g_receive_won > 0);
+  }
+}
+
+TEST_CASE("work that failed at the instant its race's sleep fires is rethrown, not dropped (200 seeds)") {
+  g_failure_rethrown = g_sleep_won_over_failure = 0;
+  deja::sim::SweepOptions opts;
+  opts.default_seeds = 200;
+  opts.replay_args = deja::sim::current_catch2_test_filter();
+  const auto result = deja::sim::check_seeds(failing_work_against_a_sleep_due_with_it, opts);
+  REQUIRE(result.runs > 0);
+  if (result.runs >= 100) {  // a full sweep, not one replayed seed
+    REQUIRE(g_failure_rethrown > 0);
+    REQUIRE(g_sleep_won_over_failure > 0);
   }
 }
 

@@ -125,7 +125,9 @@ Task<T> timeout_impl(Duration limit, Task<T> task) {
 // exception is rethrown. The losers are cancelled, and gone, before race returns. Where several
 // finish before the others are cancelled (threads run them at once, a timer fires meanwhile),
 // finished work wins over a fired sleep, and otherwise the first in argument order; the others'
-// results are dropped. A Sleep argument costs no task: its timer is waited on in place.
+// results are dropped, which for work that finished (a message a receive took) is a loss: race
+// two receives only where that is acceptable. A Sleep argument costs no task: its timer is
+// waited on in place (a sleep wrapped in a task of its own counts as work).
 template <class... As>
   requires(sizeof...(As) >= 1)
 auto race(As&&... awaitables) {
