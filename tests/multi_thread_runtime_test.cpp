@@ -513,20 +513,13 @@ deja::Task<int> receives_against_sleeps(int n) {
   co_return lost;
 }
 
-deja::Task<int> receives_against_sleeps_on_every_worker(int tasks, int n) {
+// Runs `tasks` spawned copies of body(n), which the workers share out, and sums their results.
+deja::Task<int> sum_of_spawned(deja::Task<int> (*body)(int), int tasks, int n) {
   std::vector<deja::JoinHandle<int>> hs;
-  for (int t = 0; t < tasks; ++t) hs.push_back(deja::spawn(receives_against_sleeps(n)));
-  int lost = 0;
-  for (auto& h : hs) lost += co_await h;
-  co_return lost;
-}
-
-deja::Task<int> short_sleep_races_on_every_worker(int tasks, int n) {
-  std::vector<deja::JoinHandle<int>> hs;
-  for (int t = 0; t < tasks; ++t) hs.push_back(deja::spawn(short_sleeps_race_work(n)));
-  int slept = 0;
-  for (auto& h : hs) slept += co_await h;
-  co_return slept;
+  for (int t = 0; t < tasks; ++t) hs.push_back(deja::spawn(body(n)));
+  int sum = 0;
+  for (auto& h : hs) sum += co_await h;
+  co_return sum;
 }
 
 }  // namespace
@@ -559,7 +552,7 @@ TEST_CASE("race cancels its losing timers across workers", "[mt]") {
 TEST_CASE("a race's sleeps fire on whichever worker drives the timers and none is left armed", "[mt]") {
   deja::MultiThreadRuntime rt(with_workers(2));
   constexpr int kTasks = 4, kRaces = 300;
-  const int slept = rt.block_on(short_sleep_races_on_every_worker(kTasks, kRaces));
+  const int slept = rt.block_on(sum_of_spawned(short_sleeps_race_work, kTasks, kRaces));
   // sleep(0) is due at once and wins ahead of the work: one race in 4 at least. Work that needs
   // no wait (one in 5) wins against a sleep that is not due.
   REQUIRE(slept >= kTasks * kRaces / 4);
@@ -570,7 +563,7 @@ TEST_CASE("a race's sleeps fire on whichever worker drives the timers and none i
 
 TEST_CASE("a receive raced against a sleep across workers never loses its message", "[mt]") {
   deja::MultiThreadRuntime rt(with_workers(2));
-  REQUIRE(rt.block_on(receives_against_sleeps_on_every_worker(4, 300)) == 0);
+  REQUIRE(rt.block_on(sum_of_spawned(receives_against_sleeps, 4, 300)) == 0);
   REQUIRE(rt.metrics().timers == 0);
   REQUIRE(settles_to_no_tasks(rt));
 }

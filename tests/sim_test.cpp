@@ -234,30 +234,27 @@ TEST_CASE("race waits on sleeps in place, exactly in virtual time (100 seeds)") 
   REQUIRE(deja::sim::check_seeds(sleeps_race_in_virtual_time, opts).runs > 0);
 }
 
-TEST_CASE("a receive finished at the instant its race's sleep fires wins, and the schedule explores both outcomes (200 seeds)") {
-  g_sleep_won = g_receive_won = 0;
+// Sweeps `body` over 200 seeds (every run must pass) and, on a full sweep rather than one replayed
+// seed, requires both of the outcomes it counts to have occurred.
+static void sweep_explores_both(deja::Task<void> (*body)(), int& first, int& second) {
+  first = second = 0;
   deja::sim::SweepOptions opts;
   opts.default_seeds = 200;
   opts.replay_args = deja::sim::current_catch2_test_filter();
-  const auto result = deja::sim::check_seeds(receive_against_a_sleep_due_with_the_message, opts);
+  const auto result = deja::sim::check_seeds(body, opts);
   REQUIRE(result.runs > 0);
-  if (result.runs >= 100) {  // a full sweep, not one replayed seed
-    REQUIRE(g_sleep_won > 0);
-    REQUIRE(g_receive_won > 0);
+  if (result.runs >= 100) {
+    REQUIRE(first > 0);
+    REQUIRE(second > 0);
   }
 }
 
+TEST_CASE("a receive finished at the instant its race's sleep fires wins, and the schedule explores both outcomes (200 seeds)") {
+  sweep_explores_both(receive_against_a_sleep_due_with_the_message, g_receive_won, g_sleep_won);
+}
+
 TEST_CASE("work that failed at the instant its race's sleep fires is rethrown, not dropped (200 seeds)") {
-  g_failure_rethrown = g_sleep_won_over_failure = 0;
-  deja::sim::SweepOptions opts;
-  opts.default_seeds = 200;
-  opts.replay_args = deja::sim::current_catch2_test_filter();
-  const auto result = deja::sim::check_seeds(failing_work_against_a_sleep_due_with_it, opts);
-  REQUIRE(result.runs > 0);
-  if (result.runs >= 100) {  // a full sweep, not one replayed seed
-    REQUIRE(g_failure_rethrown > 0);
-    REQUIRE(g_sleep_won_over_failure > 0);
-  }
+  sweep_explores_both(failing_work_against_a_sleep_due_with_it, g_failure_rethrown, g_sleep_won_over_failure);
 }
 
 TEST_CASE("a run past its virtual-time limit fails") {
