@@ -41,7 +41,8 @@ struct BranchWaiter : Waiter {
 };
 static_assert(sizeof(BranchWaiter) <= 64, "BranchWaiter's flags no longer share Waiter's padding");
 
-// Awaitable. `waiters[i].branch` must be set for every branch (null for a branch not started).
+// Awaitable. `waiters[i].branch` (a task) or `waiters[i].timer` (a race's sleep) must be set for
+// every branch started; both null for one not started.
 class GroupWait {
  public:
   GroupWait(std::span<BranchWaiter> waiters, GroupMode mode, const char* what) noexcept
