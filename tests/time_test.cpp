@@ -59,6 +59,18 @@ class AuditedRuntime final : public deja::TimeDriver {
     if (node.armed) originals_.erase(&node);
     rt_.cancel_timer(node);
   }
+  // Fires every armed timer now, whatever its deadline, as a firing on another worker of the
+  // multi-thread runtime would at any instant. Returns how many fired.
+  std::size_t fire_all_now() {
+    std::vector<TimerNode*> nodes;
+    for (const auto& [node, fire] : originals_) nodes.push_back(node);
+    for (TimerNode* node : nodes) {
+      const FireFn original = originals_.at(node);
+      cancel_timer(*node);
+      original(node);
+    }
+    return nodes.size();
+  }
 
  private:
   using FireFn = decltype(TimerNode::fire);
@@ -305,6 +317,62 @@ TEST_CASE("a sleep raced in place costs no task: armed when its turn comes, canc
   rt.block_on(body());
   REQUIRE(rt.armed_timers() == 0);
   REQUIRE(rt.live_tasks() == 0);
+}
+
+TEST_CASE("a race's sleep arm that fires before the race attaches to it counts as finished; one that fires after wakes it") {
+  // On the multi-thread runtime another worker can fire the sleep between the race's look at its
+  // arms and its attach (GroupWait::await_suspend); this drives both orders by hand.
+  struct CountingWaiter : deja::detail::Waiter {
+    int notified = 0;
+    CountingWaiter() { notify_fn = [](deja::detail::Waiter* w) noexcept { ++static_cast<CountingWaiter*>(w)->notified; }; }
+  };
+  AuditedRuntime rt;
+  rt.block_on([](AuditedRuntime& audit) -> deja::Task<void> {
+    {  // fires first: the attach says so, and nothing is notified
+      deja::detail::TimerBranch arm;
+      REQUIRE_FALSE(arm.start(deja::sleep(1h)));
+      REQUIRE(audit.armed_timers() == 1);
+      REQUIRE_FALSE(arm.settled());
+      REQUIRE(audit.fire_all_now() == 1);
+      REQUIRE(arm.fired());
+      CountingWaiter w;
+      REQUIRE_FALSE(arm.attach(w));
+      CHECK(arm.fired());
+      CHECK(w.notified == 0);
+    }
+    {  // attached first: the firing notifies exactly once
+      deja::detail::TimerBranch arm;
+      REQUIRE_FALSE(arm.start(deja::sleep(1h)));
+      CountingWaiter w;
+      REQUIRE(arm.attach(w));
+      CHECK(w.notified == 0);
+      REQUIRE(audit.fire_all_now() == 1);
+      CHECK(w.notified == 1);
+      CHECK(arm.settled());
+      arm.disarm();  // after a firing: nothing left to cancel
+      CHECK(w.notified == 1);
+    }
+    {  // attached, then disarmed (the race lost it): never notified, no timer left
+      deja::detail::TimerBranch arm;
+      REQUIRE_FALSE(arm.start(deja::sleep(1h)));
+      CountingWaiter w;
+      REQUIRE(arm.attach(w));
+      arm.disarm();
+      CHECK(arm.settled());
+      CHECK_FALSE(arm.fired());
+      CHECK(audit.armed_timers() == 0);
+      CHECK(audit.fire_all_now() == 0);
+      CHECK(w.notified == 0);
+    }
+    {  // a deadline already passed: finished at start, nothing armed
+      deja::detail::TimerBranch arm;
+      REQUIRE(arm.start(deja::sleep(0ms)));
+      CHECK(arm.fired());
+      CHECK(audit.armed_timers() == 0);
+    }
+    co_return;
+  }(rt));
+  CHECK(rt.armed_timers() == 0);
 }
 
 TEST_CASE("aborting a task suspended in a race on a sleep disarms the sleep's timer") {
