@@ -96,6 +96,7 @@ deja::Task<void> cancelled_read_keeps_its_bytes(bool must_cancel = true) {
 struct Kept {
   std::string bytes;
   static void keep(void* self, const std::byte* data, std::int32_t count) noexcept {
+    if (count <= 0) return;  // an error the recv reported: not bytes
     static_cast<Kept*>(self)->bytes.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(count));
   }
 };

@@ -108,12 +108,15 @@ class UringStream final : public SocketStream {
   Task<void> write_all(std::span<const std::byte> buf) override;
 
  private:
-  // Keeps what a cancelled recv took from the socket, for the next read (driver.hpp's promise
-  // that a cancelled read loses nothing).
+  // Keeps what a cancelled recv took from the socket (bytes, or an error), for the next read
+  // (driver.hpp's promise that a cancelled read loses nothing).
   static void keep_unread(void* self, const std::byte* data, std::int32_t count) noexcept;
   IoUring& ring_;
   std::vector<std::byte> unread_;
   std::size_t unread_offset_ = 0;
+  // The error (errno) a cancelled recv took from the socket, reported by the next read: the
+  // kernel reports a reset once, so dropping it would make the stream look cleanly ended.
+  int unread_error_ = 0;
 };
 
 // The stream for a connected socket on the current runtime: a UringStream on io_uring, else a

@@ -134,6 +134,10 @@ namespace {
 
 void UringStream::keep_unread(void* self, const std::byte* data, std::int32_t count) noexcept {
   auto& stream = *static_cast<UringStream*>(self);
+  if (count < 0) {
+    stream.unread_error_ = -count;
+    return;
+  }
   try {
     stream.unread_.insert(stream.unread_.end(), data, data + count);
   } catch (...) {
@@ -154,6 +158,7 @@ Task<std::size_t> UringStream::read(std::span<std::byte> buf) {
     }
     co_return n;
   }
+  if (unread_error_ != 0) throw_errno(std::exchange(unread_error_, 0), "read");
   for (;;) {
     IoUring::Operation recv = ring_.recv(fd_.get(), buf, 0);
     recv.on_abandoned_completion(&UringStream::keep_unread, this);

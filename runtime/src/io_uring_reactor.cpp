@@ -419,7 +419,7 @@ class UringReactor final : public Reactor, public IoUring {
           op->undelivered_ = true;
           op->waiter_.notify();
         }
-        else if (res > 0 && op->abandoned_fn_ != nullptr) op->abandoned_fn_(op->abandoned_context_, static_cast<const std::byte*>(op->data_), res);
+        else if (Operation::worth_handing_back(res) && op->abandoned_fn_ != nullptr) op->abandoned_fn_(op->abandoned_context_, static_cast<const std::byte*>(op->data_), res);
         // The last touch: from here the awaiter (or the destructor waiting) may free it.
         op->state_.store(Operation::kIdle, std::memory_order_release);
         return;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -39,16 +40,19 @@ class IoUring {
       // In flight: cancelled, or completed by the reaper meanwhile (which may wake the task as
       // it is being destroyed); either way it is idle on return.
       if (state_.load(std::memory_order_acquire) != kIdle) ring_->cancel_and_wait(*this);
-      if (undelivered_ && result_ > 0 && abandoned_fn_ != nullptr) {
+      if (undelivered_ && worth_handing_back(result_) && abandoned_fn_ != nullptr) {
         // Completed and woken, but its task was destroyed before it resumed to take the result.
         abandoned_fn_(abandoned_context_, static_cast<const std::byte*>(data_), result_);
       }
     }
 
-    // Called if the operation completes with a count (> 0) that its task never takes: the task
-    // was destroyed while the operation was in flight, or after it completed but before the task
-    // resumed. A stream keeps the bytes such a recv took from the socket for its next read instead
-    // of losing them. `fn` gets `context`, the buffer and the count; it must not throw.
+    // Called if the operation completes with a result its task never takes: the task was
+    // destroyed while the operation was in flight, or after it completed but before the task
+    // resumed. The result is a count (> 0), or an error (a negated errno other than the
+    // cancellation's own -ECANCELED / -EINTR / -EAGAIN) that the kernel reported once and will
+    // not report again (a recv's -ECONNRESET: the socket's next recv says end of stream). A
+    // stream keeps the bytes such a recv took from the socket, or its error, for its next read
+    // instead of losing them. `fn` gets `context`, the buffer and the result; it must not throw.
     void on_abandoned_completion(void (*fn)(void* context, const std::byte* data, std::int32_t count) noexcept, void* context) noexcept {
       abandoned_fn_ = fn;
       abandoned_context_ = context;
@@ -72,6 +76,10 @@ class IoUring {
     // operation again. A destructor that finds it in flight moves it to kAbandoned, has it
     // cancelled, and waits for kIdle, so neither frees what the other still uses.
     static constexpr std::uint8_t kIdle = 0, kInFlight = 1, kAbandoned = 2, kNotifying = 3;
+    // Whether a result nobody took goes to on_abandoned_completion: bytes, or a real error.
+    static bool worth_handing_back(std::int32_t result) noexcept {
+      return result > 0 || (result < 0 && result != -ECANCELED && result != -EINTR && result != -EAGAIN);
+    }
     Operation(IoUring* ring, Kind kind, int fd, void* data, std::uint32_t size, std::uint64_t offset, int flags) noexcept
         : ring_(ring), kind_(kind), fd_(fd), flags_(flags), data_(data), size_(size), offset_(offset) {}
 
