@@ -102,7 +102,8 @@ struct End {
   SocketAddr local, peer;
   std::deque<std::byte> rx;
   bool eof = false;      // a FIN arrived
-  bool reset = false;    // an RST arrived: reads and writes fail with connection_reset
+  bool reset = false;    // an RST arrived: once rx is read, one read or write fails with connection_reset
+  bool reset_reported = false;  // ... and did: reads then return end of stream, writes broken_pipe
   bool shut = false;     // this end sent its FIN
   bool closed = false;   // the socket is gone (closed, crashed, or never handed out)
   bool crashed = false;  // closed because its node crashed: calls fail with network_down
@@ -730,9 +731,9 @@ class SimNetworkImpl : public std::enable_shared_from_this<SimNetworkImpl> {
         wake_all(e.readers);
         return;
       case Msg::kRst:
+        // What arrived before the RST stays readable, as on Linux (the reset is reported after it).
         if (!e.reset) ++stats_.resets;
         e.reset = true;
-        discard_rx(c, to);
         wake_all(e.readers);
         wake_all(e.writers);
         return;
@@ -894,6 +895,7 @@ class SimStream final : public net::StreamBackend {
   }
 
   Task<std::size_t> read(std::span<std::byte> buf) override {
+    if (buf.empty()) co_return 0;  // as a real socket: nothing is asked, nothing is reported
     const std::shared_ptr<Conn> c = conn_;
     const std::shared_ptr<SimNetworkImpl> w = world_;
     End& e = c->end[side_];
@@ -905,8 +907,6 @@ class SimStream final : public net::StreamBackend {
     } reading{&e};
     for (;;) {
       check_usable(e, w);
-      if (e.reset) fail_with(std::errc::connection_reset, "read: the connection was reset by the peer");
-      if (buf.empty()) co_return 0;
       if (!e.rx.empty()) {
         const std::size_t n = std::min(buf.size(), e.rx.size());
         std::copy_n(e.rx.begin(), n, buf.begin());
@@ -914,12 +914,19 @@ class SimStream final : public net::StreamBackend {
         w->release_window(*c, 1 - side_, n);
         co_return n;
       }
+      if (e.reset) {
+        // Reported once (a real socket's pending error is consumed by the call that sees it),
+        // then the stream reads as ended.
+        if (!std::exchange(e.reset_reported, true)) fail_with(std::errc::connection_reset, "read: the connection was reset by the peer");
+        co_return 0;
+      }
       if (e.eof) co_return 0;
       co_await WaitOn(e.readers, "TcpStream::read");
     }
   }
 
   Task<std::size_t> write(std::span<const std::byte> buf) override {
+    if (buf.empty()) co_return 0;  // as a real socket: nothing is asked, nothing is reported
     const std::shared_ptr<Conn> c = conn_;
     const std::shared_ptr<SimNetworkImpl> w = world_;
     End& e = c->end[side_];
@@ -932,9 +939,11 @@ class SimStream final : public net::StreamBackend {
     const std::size_t window = w->config_.tcp_window;
     for (;;) {
       check_usable(e, w);
-      if (e.reset) fail_with(std::errc::connection_reset, "write: the connection was reset by the peer");
+      if (e.reset) {
+        if (!std::exchange(e.reset_reported, true)) fail_with(std::errc::connection_reset, "write: the connection was reset by the peer");
+        fail_with(std::errc::broken_pipe, "write: the connection was reset by the peer");
+      }
       if (e.shut) fail_with(std::errc::broken_pipe, "write: the write half was shut down");
-      if (buf.empty()) co_return 0;
       if (e.unread_out < window) {
         const std::size_t n = std::min(buf.size(), window - e.unread_out);
         e.unread_out += n;
