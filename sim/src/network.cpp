@@ -1061,7 +1061,7 @@ class SimUdp final : public net::DatagramBackend {
     co_return send_now(data, *state_->peer);
   }
   Task<std::size_t> recv(std::span<std::byte> buf) override {
-    if (!state_->peer) fail_with(std::errc::not_connected, "UdpSocket::recv: the socket is not connected");
+    // Before connect it receives from any source, as recv(2) on an unconnected socket does.
     const Received r = co_await recv_from(buf);
     co_return r.size;
   }

@@ -71,7 +71,8 @@ class DatagramBackend {
   virtual Task<Received> recv_from(std::span<std::byte> buf) = 0;
   // Sets the default destination of send and the only source recv accepts.
   virtual void connect(SocketAddr peer) = 0;
-  // Throws std::system_error(not_connected) before connect.
+  // send throws std::system_error(not_connected) before connect; recv then takes a datagram from
+  // any source.
   virtual Task<std::size_t> send(std::span<const std::byte> data) = 0;
   virtual Task<std::size_t> recv(std::span<std::byte> buf) = 0;
   virtual SocketAddr local_addr() const = 0;
