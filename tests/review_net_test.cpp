@@ -6,6 +6,9 @@
 
 #include "net_test_support.hpp"
 
+#include <poll.h>
+#include <sys/socket.h>
+
 using namespace std::chrono_literals;
 using deja::net::TcpListener;
 using deja::net::TcpStream;
@@ -13,6 +16,27 @@ using net_test::error_of;
 using net_test::kLoopbackAnyPort;
 
 namespace {
+
+// The descriptor of a connected stream, found by its two addresses (the API hides it).
+int fd_of(const TcpStream& stream) {
+  for (int fd = 0; fd < 4096; ++fd) {
+    sockaddr_storage local{}, peer{};
+    socklen_t local_length = sizeof local, peer_length = sizeof peer;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_length) != 0) continue;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_length) != 0) continue;
+    if (deja::net::SocketAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&local), local_length) == stream.local_addr() &&
+        deja::net::SocketAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), peer_length) == stream.peer_addr()) {
+      return fd;
+    }
+  }
+  return -1;
+}
+
+// Whether the socket still holds an error nobody has taken (poll reports it without taking it).
+bool error_pending(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLERR) != 0;
+}
 
 deja::Task<std::size_t> read_some(TcpStream* stream, std::span<std::byte> buf) { co_return co_await stream->read(buf); }
 
@@ -25,13 +49,18 @@ deja::Task<void> cancelled_read_keeps_a_reset() {
   std::optional<TcpStream> client = co_await TcpStream::connect(listener.local_addr());
   auto accepted = co_await listener.accept();
   TcpStream& server = accepted.stream;
+  const int fd = fd_of(server);
+  REQUIRE(fd >= 0);
   co_await server.write_all(deja::net::as_bytes("never read by the client"));
   co_await deja::sleep(20ms);
   client.reset();                // unread bytes: the kernel sends an RST, not a FIN
   co_await deja::sleep(20ms);    // on loopback the RST has reached the server by now
   std::array<std::byte, 64> buf{};
+  REQUIRE(error_pending(fd));
   auto reader = deja::spawn(read_some(&server, buf));
-  co_await deja::yield_now();    // the reader starts its read
+  // The reader starts its read. Abort it once its read has taken the error from the socket (its
+  // recv completed and woke it), before it runs again to see it; else at once.
+  for (int i = 0; i < 100000 && !reader.is_finished() && error_pending(fd); ++i) co_await deja::yield_now();
   reader.abort();
   std::error_code first;
   try {
@@ -151,4 +180,43 @@ TEST_CASE("review: UdpSocket::recv before connect behaves the same on the simula
 TEST_CASE("review: an empty write after shutdown returns 0 on the simulated network as on real sockets", "[net][sim][review]") {
   const std::string real = on_real(&probe_empty_ops, net_test::Runtime::kEpoll);
   CHECK(on_sim(&probe_empty_ops) == real);
+}
+
+namespace {
+
+deja::Task<void> flush_of(deja::net::BufWriter<deja::net::OwnedWriteHalf>* writer) { co_await writer->flush(); }
+
+// A flush is cancelled right after it started, and retried. BufWriter keeps what it has not
+// written "so a retry may still send them"; every byte must reach the peer once: on epoll and on
+// the simulated network a cancelled write wrote nothing, and it must not be different on io_uring.
+deja::Task<void> cancelled_flush_then_retry() {
+  TcpListener listener = TcpListener::bind(kLoopbackAnyPort);
+  TcpStream client = co_await TcpStream::connect(listener.local_addr());
+  auto accepted = co_await listener.accept();
+  auto halves = std::move(client).into_split();
+  deja::net::BufWriter<deja::net::OwnedWriteHalf> writer(std::move(halves.second));
+  co_await writer.write(deja::net::as_bytes("once"));
+  auto flushing = deja::spawn(flush_of(&writer));
+  co_await deja::yield_now();  // the flush starts its write
+  flushing.abort();
+  try {
+    co_await flushing;
+  } catch (const deja::TaskCancelled&) {
+  }
+  co_await writer.flush();  // the retry sends whatever the cancelled flush did not
+  writer.get_ref().shutdown();
+  std::string got;
+  std::array<std::byte, 64> buf{};
+  for (;;) {
+    const std::size_t n = co_await accepted.stream.read(buf);
+    if (n == 0) break;
+    got += net_test::text_of(std::span<const std::byte>(buf.data(), n));
+  }
+  CHECK(got == "once");
+}
+
+}  // namespace
+
+TEST_CASE("review: a cancelled then retried BufWriter flush delivers each byte once", "[net][review]") {
+  net_test::run(cancelled_flush_then_retry());
 }

@@ -236,6 +236,7 @@ class UringReactor final : public Reactor, public IoUring {
       case Operation::Kind::kWrite: io_uring_prep_write(sqe, op.fd_, op.data_, op.size_, op.offset_); break;
     }
     io_uring_sqe_set_data64(sqe, tagged(&op, kTagOperation));
+    op.sqe_pos_ = ring_.sq.sqe_tail - 1;  // io_uring_get_sqe handed out the slot before the tail
     // Handed to the kernel (and so to the reaper) only after this, by a submission made under
     // sq_lock_ (by this thread or by one cancelling another operation of this ring).
     op.state_.store(Operation::kInFlight, std::memory_order_release);
@@ -255,9 +256,14 @@ class UringReactor final : public Reactor, public IoUring {
     }
     {
       const auto sq = sq_guard();
-      if (io_uring_sqe* sqe = get_sqe()) {
-        io_uring_prep_cancel64(sqe, tagged(&op, kTagOperation), 0);
-        io_uring_sqe_set_data64(sqe, kIgnored);
+      // Still queued in user space (the kernel has not seen it): it becomes a no-op, so a send
+      // sends nothing and a recv takes nothing, as on epoll, where a cancelled wait made no call.
+      // Only an operation the kernel already has needs the cancellation, and may still win it.
+      if (!neutralise_unsubmitted(op)) {
+        if (io_uring_sqe* sqe = get_sqe()) {
+          io_uring_prep_cancel64(sqe, tagged(&op, kTagOperation), 0);
+          io_uring_sqe_set_data64(sqe, kIgnored);
+        }
       }
       if (shared_) io_uring_submit(&ring_);
     }
@@ -307,6 +313,18 @@ class UringReactor final : public Reactor, public IoUring {
 
  private:
   std::unique_lock<std::mutex> sq_guard() noexcept { return shared_ ? std::unique_lock(sq_lock_) : std::unique_lock<std::mutex>(); }
+
+  // Turns `op`'s submission into a no-op (its completion still comes, with 0) if it has not been
+  // handed to the kernel yet: liburing makes slots [sqe_head, sqe_tail) visible to the kernel only
+  // at the next submission. Under sq_lock_ in shared mode.
+  bool neutralise_unsubmitted(Operation& op) noexcept {
+    io_uring_sq& sq = ring_.sq;
+    if (op.sqe_pos_ - sq.sqe_head >= sq.sqe_tail - sq.sqe_head) return false;
+    io_uring_sqe* sqe = &sq.sqes[op.sqe_pos_ & sq.ring_mask];
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, tagged(&op, kTagOperation));
+    return true;
+  }
 
   // Waits, without holding a lock while it sleeps, until the reaper (this thread or another) has
   // let go of an abandoned operation. Its completion is posted by the thread that submitted it:

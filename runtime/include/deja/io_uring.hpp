@@ -93,6 +93,7 @@ class IoUring {
     std::uint32_t size_;
     std::uint64_t offset_;
     std::int32_t result_ = 0;
+    std::uint32_t sqe_pos_ = 0;  // its submission slot (liburing's count), to tell whether the kernel has seen it
     detail::Waiter waiter_;
     void (*abandoned_fn_)(void*, const std::byte*, std::int32_t) noexcept = nullptr;
     void* abandoned_context_ = nullptr;
