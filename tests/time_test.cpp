@@ -319,7 +319,7 @@ TEST_CASE("a sleep raced in place costs no task: armed when its turn comes, canc
   REQUIRE(rt.live_tasks() == 0);
 }
 
-TEST_CASE("a race's sleep arm that fires before the race attaches to it counts as finished; one that fires after wakes it") {
+TEST_CASE("a race's sleep arm that fires before the race attaches to it counts as finished, and one that fires after wakes it") {
   // On the multi-thread runtime another worker can fire the sleep between the race's look at its
   // arms and its attach (GroupWait::await_suspend); this drives both orders by hand.
   struct CountingWaiter : deja::detail::Waiter {
