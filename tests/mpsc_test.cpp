@@ -394,3 +394,45 @@ TEST_CASE("mpsc sends from other threads all reach a receiving task") {
   };
   deja::block_on(body());
 }
+
+namespace {
+
+deja::Task<std::optional<int>> recv_into_optional(deja::mpsc::Receiver<int>* rx) { co_return co_await rx->recv(); }
+
+}  // namespace
+
+// A receive that finds the channel finished while a message is claimed for a task that was woken
+// but has not run must not report the end of the stream: if that task is then destroyed, the
+// message is still in the channel, after a recv already said "closed and drained" (a consumer
+// loop `while (auto v = co_await rx.recv())` has stopped, and the message is never processed).
+TEST_CASE("mpsc recv reports end-of-stream only when no message can follow") {
+  auto body = []() -> deja::Task<void> {
+    auto [tx, rx] = deja::mpsc::channel<int>(4);
+    auto first = deja::spawn(recv_into_optional(&rx));
+    co_await deja::yield_now();
+    REQUIRE_FALSE(first.is_finished());
+    REQUIRE_FALSE(tx.try_send(1));  // claimed for `first`, which is woken
+    { auto gone = std::move(tx); }   // the last sender: the channel is finished
+    // A receive now, while the only message is claimed by `first`, which has not run yet.
+    std::optional<int> got = co_await rx.recv();
+    first.abort();  // if `first` has still not run, it is destroyed and its message stays queued
+    const bool settled = co_await deja_test::settles(&first);
+    REQUIRE(settled);
+    std::optional<int> first_got;
+    try {
+      first_got = co_await first;
+    } catch (const deja::TaskCancelled&) {
+    }
+    std::error_code ec;
+    std::optional<int> left = rx.try_recv(ec);
+    INFO("recv gave " << (got ? std::to_string(*got) : std::string("nullopt")) << ", the woken task "
+                      << (first_got ? std::to_string(*first_got) : std::string("nothing")) << ", then try_recv "
+                      << (left ? std::to_string(*left) : std::string("nothing")));
+    // nullopt means the stream is over: nothing may be received after it.
+    REQUIRE((got.has_value() || !left.has_value()));
+    // And the message was received exactly once, by a receive that returned.
+    REQUIRE(int(got == std::optional<int>(1)) + int(first_got == std::optional<int>(1)) == 1);
+  };
+  deja::block_on(body());
+}
+

@@ -73,6 +73,9 @@ struct Chan {
   bool has_room() const noexcept { return queue.size() + reserved < capacity; }
   bool has_unclaimed() const noexcept { return queue.size() > claimed; }
   bool finished() const noexcept { return closed || senders == 0; }
+  // Finished, and no message is claimed for a woken receive: a claimed message comes back to the
+  // queue if its task is destroyed before it runs, so until then a receive may not end.
+  bool drained() const noexcept { return finished() && claimed == 0; }
 
   template <class U>
   void push_locked(U&& v) {
@@ -105,9 +108,11 @@ struct Chan {
     if (!send_waiters.empty()) grant_senders_locked();
   }
 
-  // Wakes every waiting receiver without a grant: each takes an unclaimed message if there is
-  // one, else nullopt. For when the channel finishes (closed, or the last sender gone).
+  // Once the channel is drained (finished, nothing claimed), wakes every waiting receiver without a
+  // grant: each resumes with nullopt. Called when the channel finishes (closed, or the last sender
+  // gone) and when a claim ends (taken, or handed back by a destroyed receive).
   void release_receivers_locked() noexcept {
+    if (!drained()) return;
     while (Waiter* w = recv_waiters.pop_front()) w->notify();
   }
 
@@ -211,7 +216,8 @@ class [[nodiscard]] SendAwaiter {
 };
 
 // Awaitable of Receiver::recv: the next message, or nullopt once the channel is closed (every
-// sender gone, or Receiver::close() called) and nothing unclaimed is left.
+// sender gone, or Receiver::close() called) and nothing is left: a receive that finds only
+// messages claimed for other woken receives waits until they are taken (or handed back).
 template <class T>
 class [[nodiscard]] RecvAwaiter {
  public:
@@ -235,6 +241,7 @@ class [[nodiscard]] RecvAwaiter {
       // queued, and the claim passes to the next waiting receiver, if any.
       --chan_->claimed;
       chan_->grant_receivers_locked();
+      chan_->release_receivers_locked();
     }
   }
 
@@ -262,8 +269,9 @@ class [[nodiscard]] RecvAwaiter {
         waiter_.granted = false;
         --chan_->claimed;
         chan_->pop_locked(result_);
+        chan_->release_receivers_locked();
       } else {
-        // Released because the channel finished.
+        // Released because the channel was drained.
         [[maybe_unused]] const bool done = try_locked();
         assert(done);
       }
@@ -277,7 +285,7 @@ class [[nodiscard]] RecvAwaiter {
       chan_->pop_locked(result_);
       return true;
     }
-    return chan_->finished();
+    return chan_->drained();
   }
 
   detail::Chan<T>* chan_;
