@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -199,6 +201,55 @@ TEST_CASE("a oneshot send from another thread wakes the waiting task") {
     const int v = co_await rx;
     sender.join();
     REQUIRE(v == 77);
+  };
+  deja::block_on(body());
+}
+
+namespace {
+
+// Copying it throws (as a copy that allocates may).
+struct ThrowsOnCopy {
+  ThrowsOnCopy() = default;
+  ThrowsOnCopy(const ThrowsOnCopy&) { throw std::runtime_error("copy failed"); }
+  ThrowsOnCopy(ThrowsOnCopy&&) noexcept = default;
+  ThrowsOnCopy& operator=(const ThrowsOnCopy&) = delete;
+  ThrowsOnCopy& operator=(ThrowsOnCopy&&) noexcept = default;
+};
+
+// Whether the receive ended with kClosed.
+deja::Task<bool> recv_ends_closed(deja::oneshot::Receiver<ThrowsOnCopy>* rx) {
+  try {
+    ThrowsOnCopy v = co_await *rx;
+    (void)v;
+  } catch (const std::system_error& e) {
+    co_return e.code() == deja::make_error_code(deja::ChannelErrc::kClosed);
+  }
+  co_return false;
+}
+
+}  // namespace
+
+// oneshot::Sender::send empties the Sender before it builds the value in the channel; if building
+// it throws, the channel still believes the sender is alive, and nobody is left to say otherwise:
+// the receiver waits forever (and the shared state leaks).
+TEST_CASE("a oneshot send whose value construction throws does not strand the receiver") {
+  auto body = []() -> deja::Task<void> {
+    auto [tx, rx] = deja::oneshot::channel<ThrowsOnCopy>();
+    auto waiting = deja::spawn(recv_ends_closed(&rx));
+    co_await deja::yield_now();
+    const ThrowsOnCopy value;
+    bool threw = false;
+    try {
+      (void)tx.send(value);  // copies: throws
+    } catch (const std::runtime_error&) {
+      threw = true;
+    }
+    REQUIRE(threw);
+    { auto gone = std::move(tx); }  // the sender is dropped without having sent
+    const bool settled = co_await deja_test::settles(&waiting);
+    REQUIRE(settled);  // the receive must end (kClosed), not wait forever
+    const bool closed = co_await waiting;
+    REQUIRE(closed);
   };
   deja::block_on(body());
 }

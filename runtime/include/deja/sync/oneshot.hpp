@@ -144,7 +144,8 @@ class Sender {
 
   // Delivers `value` and empties this Sender. {} on success; kClosed if the receiver is gone (the
   // value is not taken from the argument and is dropped with it). Throws UsageError on an empty
-  // Sender (one that already sent, or was moved from).
+  // Sender (one that already sent, or was moved from). If constructing the value throws, the
+  // exception propagates and nothing was sent: the Sender still holds the channel.
   template <class U = T>
     requires std::is_constructible_v<T, U&&>
   std::error_code send(U&& value) {
@@ -155,7 +156,12 @@ class Sender {
     {
       std::lock_guard guard(s->lock);
       if (s->receiver_alive) {
-        s->value.emplace(std::forward<U>(value));
+        try {
+          s->value.emplace(std::forward<U>(value));
+        } catch (...) {
+          state_ = s;  // nothing was sent: the Sender keeps the channel (and is dropped as usual)
+          throw;
+        }
         s->wake_all_locked();
       } else {
         result = make_error_code(ChannelErrc::kClosed);
