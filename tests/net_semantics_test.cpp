@@ -1,4 +1,5 @@
-// Review probes: deja::net semantics under cancellation, resets, and sim vs real sockets.
+// deja::net semantics that must hold on every backend: what cancellation keeps, what a reset
+// reports, and the same calls giving the same results on real sockets and the simulated network.
 #include <catch2/catch.hpp>
 
 #include <array>
@@ -76,7 +77,7 @@ deja::Task<void> cancelled_read_keeps_a_reset() {
 
 }  // namespace
 
-TEST_CASE("review: a read cancelled on a reset stream does not turn the reset into end of stream", "[net][review]") {
+TEST_CASE("a read cancelled on a reset stream does not turn the reset into end of stream", "[net]") {
   net_test::run(cancelled_read_keeps_a_reset());
 }
 
@@ -164,7 +165,7 @@ std::string on_sim(deja::Task<void> (*probe)(std::string*)) {
 
 }  // namespace
 
-TEST_CASE("review: after a peer reset, the simulated network reads and writes what real sockets do", "[net][sim][review]") {
+TEST_CASE("after a peer reset, the simulated network reads and writes what real sockets do", "[net][sim]") {
   // Real sockets (Linux): the bytes that arrived before the RST are read, the reset is reported
   // once, then reads say end of stream and writes broken_pipe.
   const std::string real = on_real(&probe_reset_semantics, net_test::Runtime::kEpoll);
@@ -172,12 +173,12 @@ TEST_CASE("review: after a peer reset, the simulated network reads and writes wh
   CHECK(on_sim(&probe_reset_semantics) == real);
 }
 
-TEST_CASE("review: UdpSocket::recv before connect behaves the same on the simulated network and on real sockets", "[net][sim][review]") {
+TEST_CASE("UdpSocket::recv before connect behaves the same on the simulated network and on real sockets", "[net][sim]") {
   const std::string real = on_real(&probe_udp_recv_unconnected, net_test::Runtime::kEpoll);
   CHECK(on_sim(&probe_udp_recv_unconnected) == real);
 }
 
-TEST_CASE("review: an empty write after shutdown returns 0 on the simulated network as on real sockets", "[net][sim][review]") {
+TEST_CASE("an empty write after shutdown returns 0 on the simulated network as on real sockets", "[net][sim]") {
   const std::string real = on_real(&probe_empty_ops, net_test::Runtime::kEpoll);
   CHECK(on_sim(&probe_empty_ops) == real);
 }
@@ -217,6 +218,6 @@ deja::Task<void> cancelled_flush_then_retry() {
 
 }  // namespace
 
-TEST_CASE("review: a cancelled then retried BufWriter flush delivers each byte once", "[net][review]") {
+TEST_CASE("a cancelled then retried BufWriter flush delivers each byte once", "[net]") {
   net_test::run(cancelled_flush_then_retry());
 }
