@@ -60,8 +60,10 @@ deja::Task<void> file_round_trip() {
 }
 
 // The recv is queued (not yet handed to the kernel) when its task is aborted, and the bytes are
-// already in the socket: the kernel completes the recv before the cancellation reaches it. The
-// stream keeps those bytes, so the next read returns them: a cancelled read loses nothing.
+// already in the socket: the cancellation turns the queued recv into a no-op, so the bytes stay
+// in the socket and the next read returns them: a cancelled read loses nothing. (A recv the kernel
+// already has can win against its cancellation; "a stream read under repeated timeouts loses no
+// byte" reaches that path, where the stream keeps what the recv took.)
 // On the multi-thread runtime the reader may run on the other worker and finish before the abort
 // (`must_cancel` false): then it has the bytes, and either way none is lost.
 deja::Task<void> cancelled_read_keeps_its_bytes(bool must_cancel = true) {
