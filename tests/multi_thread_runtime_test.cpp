@@ -991,3 +991,79 @@ TEST_CASE("CancellationToken cancelled from an outside thread wakes waiters on e
   REQUIRE(rt.block_on(sum(std::move(hs))) == 200);
   canceller.join();
 }
+
+namespace {
+
+// A task owns a primitive on the heap and waits on it; a thread outside the runtime wakes it (a
+// notify, an unlock, a release), and the task frees the primitive at once. Having been woken, it
+// may assume the waker is done with the primitive, as after locking a std::mutex; a waker that
+// still touches it (unlocking the lock it woke the task under) is a use after free, which
+// ThreadSanitizer reports as a race with the free. Returns how many rounds ran.
+template <class Primitive, class Hold, class Wait>
+int freed_by_the_woken(deja::MultiThreadRuntime& rt, Hold hold, Wait wait, int rounds) {
+  int done = 0;
+  for (int round = 0; round < rounds; ++round) {
+    auto primitive = std::make_unique<Primitive>();
+    auto held = hold(*primitive);  // what the outside thread will do to wake the task
+    std::atomic<int> waiting{0};
+    std::atomic<int> finished{0};
+    rt.spawn([](std::unique_ptr<Primitive> p, Wait w, std::atomic<int>* started, std::atomic<int>* ended) -> deja::Task<void> {
+      started->store(1);
+      co_await w(*p);
+      p.reset();
+      ended->store(1);
+    }(std::move(primitive), wait, &waiting, &finished)).detach();
+    wait_until(waiting, 1);
+    std::this_thread::sleep_for(200us);  // most rounds: the task is parked by now
+    held();                              // wakes it, from outside the runtime
+    wait_until(finished, 1);
+    done += finished.load();
+  }
+  return done;
+}
+
+std::atomic<int> closed_acquires{0};
+
+struct SemaphoreOfNone : deja::Semaphore {
+  SemaphoreOfNone() : deja::Semaphore(0) {}
+};
+
+struct BarrierOfTwo : deja::Barrier {
+  BarrierOfTwo() : deja::Barrier(2) {}
+};
+
+}  // namespace
+
+TEST_CASE("a Notify or Semaphore or Barrier freed by the task it woke is not touched by its waker after", "[mt]") {
+  deja::MultiThreadRuntime rt(with_workers(2));
+  constexpr int kRounds = 100;
+  SECTION("a notify_one") {
+    CHECK(freed_by_the_woken<deja::Notify>(
+              rt, [](deja::Notify& n) { return [&n] { n.notify_one(); }; },
+              [](deja::Notify& n) -> deja::Task<void> { co_await n.notified(); }, kRounds) == kRounds);
+  }
+  SECTION("a close of a semaphore that a task waits on") {
+    CHECK(freed_by_the_woken<SemaphoreOfNone>(
+              rt, [](SemaphoreOfNone& s) { return [&s] { s.close(); }; },
+              [](SemaphoreOfNone& s) -> deja::Task<void> {
+                try {
+                  auto permit = co_await s.acquire();
+                } catch (const std::system_error& e) {
+                  if (e.code() == deja::ChannelErrc::kClosed) closed_acquires.fetch_add(1);
+                }
+              },
+              kRounds) == kRounds);
+    CHECK(closed_acquires.load() == kRounds);
+  }
+  SECTION("the last arrival at a barrier, on a runtime of its own") {
+    CHECK(freed_by_the_woken<BarrierOfTwo>(
+              rt,
+              [](BarrierOfTwo& b) {
+                return [&b] {
+                  deja::CurrentThreadRuntime leader;
+                  leader.block_on([](deja::Barrier* barrier) -> deja::Task<void> { co_await barrier->wait(); }(&b));
+                };
+              },
+              [](BarrierOfTwo& b) -> deja::Task<void> { co_await b.wait(); }, kRounds) == kRounds);
+  }
+}

@@ -31,6 +31,18 @@ struct GrantWaiter : Waiter {
   std::uint64_t amount = 0;  // Semaphore: permits asked for
 };
 
+// For an awaiter that was woken under its primitive's lock, as it resumes. The waker wakes under
+// the lock so that the awaiter cannot be destroyed before the wake is done, and it may still be
+// inside that locked section when the woken task runs on another thread. Taking the lock once
+// waits for it to leave: after that nothing touches the primitive on the waker's behalf, and the
+// woken task may destroy it (as a thread that has locked a std::mutex may destroy it once it
+// unlocks). Without this, a task freeing a Notify that woke it raced with notify_one's unlock.
+template <class Lock>
+void wait_for_waker(Lock& lock) noexcept {
+  lock.lock();
+  lock.unlock();
+}
+
 // FIFO intrusive list of waiters. Not synchronised: the owning primitive holds its own lock.
 class WaitList {
  public:

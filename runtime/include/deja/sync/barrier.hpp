@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <utility>
 
 #include "deja/detail/task_header.hpp"
 #include "deja/detail/waiter.hpp"
@@ -88,7 +89,7 @@ class Barrier {
     }
     BarrierWaitResult await_resume() noexcept {
       assert(!parked_ || waiter_.granted);
-      parked_ = false;
+      if (std::exchange(parked_, false)) detail::wait_for_waker(barrier_->lock_);
       return BarrierWaitResult(leader_);
     }
 

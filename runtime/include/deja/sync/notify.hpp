@@ -13,7 +13,8 @@
 // it but it never ran, that notification passes to the next waiter (or is stored as the permit),
 // so it is never lost. A notify_waiters that reached it is simply dropped.
 //
-// Lifetime: a Notify must outlive the awaitables made from it (asserted in debug builds).
+// Lifetime: a Notify must outlive the awaitables made from it (asserted in debug builds). A task
+// woken by notify_one may destroy the Notify at once: the notifier is done with it by then.
 // Thread-safe.
 #pragma once
 
@@ -67,7 +68,7 @@ class Notify {
     }
     void await_resume() noexcept {
       assert(!parked_ || waiter_.granted);
-      parked_ = false;
+      if (std::exchange(parked_, false)) detail::wait_for_waker(notify_->lock_);
     }
 
    private:

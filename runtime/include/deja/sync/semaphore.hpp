@@ -140,7 +140,7 @@ class Semaphore {
     SemaphorePermit await_resume() {
       // Resumed after a grant, or woken by close() without one.
       const bool acquired = acquired_ || waiter_.granted;
-      parked_ = false;
+      if (std::exchange(parked_, false)) detail::wait_for_waker(sem_->lock_);
       if (!acquired) throw std::system_error(make_error_code(ChannelErrc::kClosed), "deja::Semaphore::acquire");
       return SemaphorePermit(sem_, waiter_.amount);
     }
