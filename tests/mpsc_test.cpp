@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -436,3 +437,53 @@ TEST_CASE("mpsc recv reports end-of-stream only when no message can follow") {
   deja::block_on(body());
 }
 
+
+namespace {
+
+// Moving it throws `throws_left` times (as a move that allocates may).
+struct MoveThrowsWhenArmed {
+  static inline int throws_left = 0;
+  int value = 0;
+  explicit MoveThrowsWhenArmed(int v) : value(v) {}
+  MoveThrowsWhenArmed(MoveThrowsWhenArmed&& other) : value(other.value) {
+    if (throws_left > 0) {
+      --throws_left;
+      throw std::runtime_error("move failed");
+    }
+  }
+  MoveThrowsWhenArmed& operator=(MoveThrowsWhenArmed&&) = delete;
+};
+
+deja::Task<int> recv_value(deja::mpsc::Receiver<MoveThrowsWhenArmed>* rx) {
+  auto v = co_await rx->recv();
+  co_return v ? v->value : -1;
+}
+
+}  // namespace
+
+// Two receives wait on one Receiver; the message is claimed for the first, whose move of it out of
+// the channel throws. The first sees the exception; the message must stay in the channel for the
+// second, not be stranded behind a claim nobody holds.
+TEST_CASE("mpsc: a receive whose move of the message throws leaves the message to the next receive") {
+  auto body = []() -> deja::Task<void> {
+    auto [tx, rx] = deja::mpsc::channel<MoveThrowsWhenArmed>(4);
+    auto first = deja::spawn(recv_value(&rx));
+    auto second = deja::spawn(recv_value(&rx));
+    co_await deja::yield_now();
+    REQUIRE_FALSE(tx.try_send(MoveThrowsWhenArmed(7)));  // claimed for `first`, which is woken
+    MoveThrowsWhenArmed::throws_left = 1;
+    bool first_threw = false;
+    try {
+      (void)co_await first;
+    } catch (const std::runtime_error&) {
+      first_threw = true;
+    }
+    REQUIRE(first_threw);
+    const bool settled = co_await deja_test::settles(&second);
+    if (!settled) second.abort();  // stranded: gone before the channel it waits on
+    REQUIRE(settled);
+    const int got = co_await second;
+    CHECK(got == 7);
+  };
+  deja::block_on(body());
+}

@@ -268,7 +268,14 @@ class [[nodiscard]] RecvAwaiter {
         // The message claimed for this receiver is still queued: nobody takes claimed messages.
         waiter_.granted = false;
         --chan_->claimed;
-        chan_->pop_locked(result_);
+        try {
+          chan_->pop_locked(result_);
+        } catch (...) {
+          // T's move threw: the message stays queued, unclaimed, for the next waiting receive.
+          chan_->grant_receivers_locked();
+          chan_->release_receivers_locked();
+          throw;
+        }
         chan_->release_receivers_locked();
       } else {
         // Released because the channel was drained.
