@@ -177,3 +177,30 @@ TEST_CASE("a blocking pool with no threads or no queue is a usage error") {
 TEST_CASE("spawn_blocking with no runtime current is a usage error") {
   REQUIRE_THROWS_AS(deja::spawn_blocking([] { return 1; }), deja::UsageError);
 }
+
+TEST_CASE("a job that a pool job queues while the pool is being destroyed runs before the destructor returns") {
+  std::atomic<bool> second_ran{false};
+  auto gate = std::make_shared<Gate>();
+  std::atomic<bool> first_started{false};
+  {
+    deja::BlockingPoolOptions o;
+    o.max_threads = 2;  // room for a second thread when the first job queues its follow-up
+    auto pool = std::make_unique<deja::BlockingPool>(o);
+    deja::BlockingPool* p = pool.get();
+    p->execute([&, p, gate] {
+      first_started = true;
+      gate->wait();
+      // The destructor has begun: this thread is the only one, busy, so execute starts another.
+      std::this_thread::sleep_for(20ms);
+      p->execute([&] { second_ran = true; });
+    });
+    REQUIRE(eventually([&] { return first_started.load(); }));
+    std::thread opener([gate] {
+      std::this_thread::sleep_for(20ms);
+      gate->release();
+    });
+    pool.reset();  // runs the queued jobs and joins every thread
+    opener.join();
+  }
+  REQUIRE(second_ran.load());
+}

@@ -14,14 +14,19 @@ BlockingPool::BlockingPool(BlockingPoolOptions options) : options_(options) {
 }
 
 BlockingPool::~BlockingPool() {
-  std::vector<std::thread> threads;
-  {
-    std::lock_guard guard(lock_);
-    shutting_down_ = true;
-    threads.swap(threads_);
+  // A job running meanwhile may queue another, and execute may start a thread for it: joined in a
+  // later round (it runs the queue, then sees shutting_down_ and exits).
+  for (;;) {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard guard(lock_);
+      shutting_down_ = true;
+      threads.swap(threads_);
+    }
+    if (threads.empty()) break;
+    work_ready_.notify_all();
+    for (std::thread& t : threads) t.join();
   }
-  work_ready_.notify_all();
-  for (std::thread& t : threads) t.join();
 }
 
 void BlockingPool::execute(std::function<void()> job) {
