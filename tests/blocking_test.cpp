@@ -204,3 +204,32 @@ TEST_CASE("a job that a pool job queues while the pool is being destroyed runs b
   }
   REQUIRE(second_ran.load());
 }
+
+TEST_CASE("a blocking job that queues another while its runtime shuts down does not deadlock the shutdown") {
+  auto gate = std::make_shared<Gate>();
+  auto started = std::make_shared<std::atomic<bool>>(false);
+  auto second_ran = std::make_shared<std::atomic<bool>>(false);
+  auto shut_down = std::make_shared<std::atomic<bool>>(false);
+  auto* rt = new deja::MultiThreadRuntime();
+  rt->block_on([](deja::MultiThreadRuntime* rt, std::shared_ptr<Gate> gate, std::shared_ptr<std::atomic<bool>> started,
+                  std::shared_ptr<std::atomic<bool>> second_ran) -> deja::Task<void> {
+    deja::spawn_blocking([rt, gate, started, second_ran] {
+      *started = true;
+      gate->wait();
+      std::this_thread::sleep_for(20ms);  // the runtime is shutting its pool down by now
+      rt->execute([second_ran] { *second_ran = true; });
+    }).detach();
+    co_return;
+  }(rt, gate, started, second_ran));
+  REQUIRE(eventually([&] { return started->load(); }));
+  std::thread destroyer([rt, shut_down] {
+    delete rt;
+    *shut_down = true;
+  });
+  std::this_thread::sleep_for(20ms);
+  gate->release();
+  const bool ok = eventually([&] { return shut_down->load(); });
+  if (ok) destroyer.join(); else destroyer.detach();  // deadlocked: leave it
+  REQUIRE(ok);
+  REQUIRE(second_ran->load());
+}

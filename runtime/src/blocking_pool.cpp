@@ -13,7 +13,9 @@ BlockingPool::BlockingPool(BlockingPoolOptions options) : options_(options) {
   if (options_.idle_timeout.count() < 0) throw UsageError("deja::BlockingPool: idle_timeout must not be negative");
 }
 
-BlockingPool::~BlockingPool() {
+BlockingPool::~BlockingPool() { join_all(); }
+
+void BlockingPool::join_all() noexcept {
   // A job running meanwhile may queue another, and execute may start a thread for it: joined in a
   // later round (it runs the queue, then sees shutting_down_ and exits).
   for (;;) {
@@ -114,8 +116,16 @@ void LazyBlockingPool::execute(std::function<void()> job) {
 }
 
 void LazyBlockingPool::shutdown() noexcept {
+  // Joined unlocked: a running job may queue another through execute, which takes the lock.
+  BlockingPool* pool = nullptr;
+  {
+    std::lock_guard guard(lock_);
+    pool = pool_.get();
+  }
+  if (pool == nullptr) return;
+  pool->join_all();
   std::lock_guard guard(lock_);
-  pool_.reset();
+  pool_.reset();  // no thread is left
 }
 
 }  // namespace deja

@@ -44,7 +44,10 @@ class BlockingPool {
   std::size_t queued() const;
 
  private:
+  friend class LazyBlockingPool;
   void worker() noexcept;
+  // Runs the queued jobs (and any they queue) and joins every thread.
+  void join_all() noexcept;
 
   BlockingPoolOptions options_;
   mutable std::mutex lock_;
