@@ -176,3 +176,41 @@ TEST_CASE("a broadcast receiver woken by a send but aborted before it ran still 
   };
   deja::block_on(body());
 }
+
+namespace {
+
+// A message that can be copied but not moved (a user-declared copy constructor suppresses the
+// move), and whose copy fails on demand, as one that allocates may with std::bad_alloc.
+struct CopyOnly {
+  static inline int copies_until_throw = -1;  // -1: never
+  int v = 0;
+  explicit CopyOnly(int x) : v(x) {}
+  CopyOnly(const CopyOnly& o) : v(o.v) {
+    if (copies_until_throw >= 0 && copies_until_throw-- == 0) throw std::runtime_error("copy failed");
+  }
+  CopyOnly& operator=(const CopyOnly&) = default;
+};
+
+}  // namespace
+
+TEST_CASE("a broadcast recv whose result fails to copy out keeps the message for the next recv") {
+  auto body = []() -> deja::Task<void> {
+    auto [tx, rx] = deja::broadcast::channel<CopyOnly>(4);
+    REQUIRE_FALSE(tx.send(CopyOnly(1)));
+    REQUIRE_FALSE(tx.send(CopyOnly(2)));
+    CopyOnly::copies_until_throw = 1;  // the copy out of the ring succeeds, the next one throws
+    bool threw = false;
+    try {
+      auto r = co_await rx.recv();
+      (void)r;
+    } catch (const std::runtime_error&) {
+      threw = true;
+    }
+    CopyOnly::copies_until_throw = -1;
+    REQUIRE(threw);
+    auto r = co_await rx.recv();
+    REQUIRE(r.has_value());
+    REQUIRE(r->v == 1);
+  };
+  deja::block_on(body());
+}

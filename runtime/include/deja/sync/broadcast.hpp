@@ -12,7 +12,7 @@
 // gets kClosed. Senders never wait.
 //
 // Destroying a task suspended in recv() (abort) loses nothing: the receiver's position is only
-// advanced by a receive that returns. A Receiver must outlive the awaitables made from it, and is
+// advanced by a receive that returns (not by one that throws copying or moving the message). A Receiver must outlive the awaitables made from it, and is
 // used by one task at a time.
 #pragma once
 
@@ -150,7 +150,16 @@ class [[nodiscard]] RecvAwaiter {
       // nothing: it gets kEmpty.)
       if (!rx_->chan_->take_locked(rx_->next_, result_)) result_.error = make_error_code(ChannelErrc::kEmpty);
     }
-    return std::move(result_);
+    if (!result_.value) return std::move(result_);
+    try {
+      return std::move(result_);
+    } catch (...) {
+      // The message could not be handed over (T's move, or its copy if it has no move, threw):
+      // the next receive gets it again, or counts it as missed if the ring overwrote it since.
+      std::lock_guard guard(rx_->chan_->lock);
+      --rx_->next_;
+      throw;
+    }
   }
 
  private:
