@@ -67,6 +67,12 @@ Duration between(Duration lo, Duration hi) {
 Task<void> run_fault_plan(FaultPlan plan) {
   validate(plan);
   const Instant start = deja::now();
+  // A step whose instant does not fit in the clock would wrap into the past and apply at once.
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    if (plan[i].at > Instant::max() - start) {
+      throw UsageError("deja::sim::run_fault_plan: step " + std::to_string(i) + " is too far in the future for the clock");
+    }
+  }
   for (const FaultStep& s : plan) {
     co_await deja::sleep_until(start + s.at);
     apply(s);
@@ -98,10 +104,17 @@ FaultPlan parse_fault_plan(const std::string& text) {
       throw UsageError(where + "it must start with a time such as 1500ms");
     }
     const std::string unit = t.substr(digits);
-    if (unit == "s") s.at = std::chrono::seconds(value);
-    else if (unit == "ms") s.at = std::chrono::milliseconds(value);
-    else if (unit == "us") s.at = std::chrono::microseconds(value);
+    std::uint64_t unit_ns = 0;
+    if (unit == "s") unit_ns = 1'000'000'000;
+    else if (unit == "ms") unit_ns = 1'000'000;
+    else if (unit == "us") unit_ns = 1'000;
     else throw UsageError(where + "a time takes the unit s, ms or us");
+    // Checked before converting: 2^40 s does not fit in the clock's nanoseconds, and a wrapped
+    // time would schedule the step at some unrelated (even negative) instant.
+    if (value > static_cast<std::uint64_t>(Duration::max().count()) / unit_ns) {
+      throw UsageError(where + "the time does not fit in the clock's range");
+    }
+    s.at = Duration(static_cast<Duration::rep>(value * unit_ns));
     if (w.size() < 2) throw UsageError(where + "no fault after the time");
     const std::string& verb = w[1];
     if (verb == "partition") s.kind = Kind::kPartition;
