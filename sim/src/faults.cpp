@@ -36,6 +36,17 @@ void validate(const FaultPlan& plan) {
         throw UsageError(where + ": NodeId{0} (the main task) cannot crash or restart");
       }
     }
+    // Every node must exist now: checked only when the step applies, a bad id threw after the
+    // earlier steps had already partitioned or crashed nodes.
+    for (const std::vector<NodeId>* side : {&s.a, &s.b}) {
+      for (NodeId n : *side) {
+        try {
+          (void)node_ip(n);
+        } catch (const UsageError&) {
+          throw UsageError(where + ": no node has id " + std::to_string(n.value));
+        }
+      }
+    }
   }
 }
 
