@@ -127,3 +127,29 @@ TEST_CASE("shrinking a run that did not fail is a usage error") {
   const auto passing = deja::sim::run(config, [] { return noop(); });
   REQUIRE_THROWS_AS(deja::sim::shrink(config, write_before_read, passing), deja::UsageError);
 }
+
+TEST_CASE("shrinking with a budget of no replays returns the failing run itself, not a nondeterminism error") {
+  const auto body = []() -> deja::Task<void> {
+    DEJA_ASSERT(deja::random_below(4) != 3);
+    co_return;
+  };
+  deja::sim::Config c;
+  deja::sim::Outcome failing;
+  for (std::uint64_t s = 1; s < 200 && !failing.failed(); ++s) {
+    c.seed = s;
+    failing = deja::sim::run(c, body);
+  }
+  REQUIRE(failing.failed());
+  deja::sim::ShrinkOptions options;
+  options.max_runs = 0;
+  deja::sim::ShrinkResult r;
+  try {
+    r = deja::sim::shrink(c, body, failing, options);
+  } catch (const deja::UsageError& e) {
+    FAIL("shrink threw: " << e.what());
+  }
+  CHECK(r.exhausted_budget);
+  CHECK(r.runs == 0);
+  CHECK(r.shrunk == r.original);
+  CHECK(r.outcome.failure() == failing.failure());
+}

@@ -174,6 +174,14 @@ ShrinkResult shrink(const Config& config, const std::function<Task<void>()>& bod
   Shrinker s(config, body, options, signature(failing.failure()), failing.steps());
   // The failing run's own decisions first: this also checks that the body replays.
   if (!s.try_candidate(result.original)) {
+    if (s.exhausted_) {
+      // No replay was allowed (max_runs 0): the failing run is the best schedule known, and
+      // nothing says the body is nondeterministic.
+      result.shrunk = result.original;
+      result.outcome = failing;
+      result.exhausted_budget = true;
+      return result;
+    }
     throw UsageError(
         "deja::sim::shrink: replaying the failing run's decisions did not fail the same way; does the body depend on "
         "something outside the simulator (the real clock, addresses, global state kept between runs)?");
