@@ -456,9 +456,8 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy, pub
         }
         const std::size_t i = pick();
         TaskHeader* t = ready_[i];
-        // Erased in place, not swapped with the last: the ready set stays in the order tasks
-        // became ready, so decision 0 keeps meaning "the oldest ready task" (the FIFO run).
-        ready_.erase(ready_.begin() + static_cast<std::ptrdiff_t>(i));
+        ready_[i] = ready_.back();
+        ready_.pop_back();
         ++steps_;
         record(EventKind::kRun, t->owner, t->id, 0, 0);
         const std::uint32_t id = t->id;
@@ -495,9 +494,8 @@ class Simulator final : public Scheduler, public TimeDriver, public Entropy, pub
   void fire_timers(std::uint64_t tick) {
     due_.clear();
     wheel_.advance(tick, [this](detail::TimerEntry& e) { due_.push_back(static_cast<detail::TimerNode*>(&e)); });
-    // Timers due at the same instant fire in an order chosen by decision (Fisher-Yates), counted
-    // from the end so that decision 0 swaps nothing and ties fire in insertion order.
-    for (std::size_t i = due_.size(); i > 1; --i) std::swap(due_[i - 1], due_[i - 1 - static_cast<std::size_t>(choose(i))]);
+    // Timers due at the same instant fire in an order chosen by decision (Fisher-Yates).
+    for (std::size_t i = due_.size(); i > 1; --i) std::swap(due_[i - 1], due_[static_cast<std::size_t>(choose(i))]);
     for (detail::TimerNode* n : due_) {
       n->armed = false;
       record(EventKind::kTimerFire, n->task ? n->task->owner : 0, n->task ? n->task->id : 0, tick, 0);
