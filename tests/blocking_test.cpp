@@ -211,13 +211,13 @@ TEST_CASE("a blocking job that queues another while its runtime shuts down does 
   auto second_ran = std::make_shared<std::atomic<bool>>(false);
   auto shut_down = std::make_shared<std::atomic<bool>>(false);
   auto* rt = new deja::MultiThreadRuntime();
-  rt->block_on([](deja::MultiThreadRuntime* rt, std::shared_ptr<Gate> gate, std::shared_ptr<std::atomic<bool>> started,
-                  std::shared_ptr<std::atomic<bool>> second_ran) -> deja::Task<void> {
-    deja::spawn_blocking([rt, gate, started, second_ran] {
-      *started = true;
-      gate->wait();
+  rt->block_on([](deja::MultiThreadRuntime* runtime, std::shared_ptr<Gate> job_gate, std::shared_ptr<std::atomic<bool>> job_started,
+                  std::shared_ptr<std::atomic<bool>> job_second_ran) -> deja::Task<void> {
+    deja::spawn_blocking([runtime, job_gate, job_started, job_second_ran] {
+      *job_started = true;
+      job_gate->wait();
       std::this_thread::sleep_for(20ms);  // the runtime is shutting its pool down by now
-      rt->execute([second_ran] { *second_ran = true; });
+      runtime->execute([job_second_ran] { *job_second_ran = true; });
     }).detach();
     co_return;
   }(rt, gate, started, second_ran));

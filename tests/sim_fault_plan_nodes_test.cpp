@@ -22,7 +22,7 @@ deja::Task<void> idle_node() {
 
 }  // namespace
 
-TEST_CASE("sim review: run_fault_plan refuses a plan naming an unknown node before applying any step") {
+TEST_CASE("sim: run_fault_plan refuses a plan naming an unknown node before applying any step") {
   bool threw = false;
   bool a_up_after = false;
   const auto o = deja::sim::run({}, [&]() -> deja::Task<void> {

@@ -22,7 +22,7 @@ deja::Task<void> idle_node() {
 
 }  // namespace
 
-TEST_CASE("sim review: parse_fault_plan refuses a time that overflows the clock instead of wrapping it") {
+TEST_CASE("sim: parse_fault_plan refuses a time that overflows the clock instead of wrapping it") {
   std::string error;
   std::vector<std::int64_t> ats;
   const auto o = deja::sim::run({}, [&]() -> deja::Task<void> {
@@ -42,7 +42,7 @@ TEST_CASE("sim review: parse_fault_plan refuses a time that overflows the clock 
   CHECK(error.find("step 1") != std::string::npos);
 }
 
-TEST_CASE("sim review: run_fault_plan refuses a step whose instant overflows the clock instead of applying it at once") {
+TEST_CASE("sim: run_fault_plan refuses a step whose instant overflows the clock instead of applying it at once") {
   bool threw = false;
   bool a_up_after = false;
   const auto o = deja::sim::run({}, [&]() -> deja::Task<void> {
