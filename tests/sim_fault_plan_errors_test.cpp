@@ -1,4 +1,5 @@
-// Fault plans: a step time that does not fit in the clock is an error, never a wrapped instant.
+// Fault plans refuse what they cannot apply as written, before applying any step: a step time
+// that does not fit in the clock (never a wrapped instant), a step naming an unknown node.
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -59,4 +60,24 @@ TEST_CASE("sim: run_fault_plan refuses a step whose instant overflows the clock 
   REQUIRE_FALSE(o.failed());
   CHECK(threw);
   CHECK(a_up_after);
+}
+
+TEST_CASE("sim: run_fault_plan refuses a plan naming an unknown node before applying any step") {
+  bool threw = false;
+  bool a_up_after = false;
+  const auto o = deja::sim::run({}, [&]() -> deja::Task<void> {
+    const auto a = deja::sim::add_node("a", [] { return idle_node(); });
+    deja::sim::FaultPlan plan;
+    plan.push_back({0ms, deja::sim::FaultStep::Kind::kCrash, {a}, {}});
+    plan.push_back({1s, deja::sim::FaultStep::Kind::kIsolate, {deja::sim::NodeId{42}}, {}});
+    try {
+      co_await deja::sim::run_fault_plan(plan);
+    } catch (const deja::UsageError&) {
+      threw = true;
+    }
+    a_up_after = deja::sim::node_is_up(a);
+  });
+  REQUIRE_FALSE(o.failed());
+  CHECK(threw);
+  CHECK(a_up_after);  // the plan was malformed: nothing of it may have been applied
 }
